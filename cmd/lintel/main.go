@@ -1,0 +1,151 @@
+// Command lintel is the Lintel edge gateway: `lintel run -c FILE` is the
+// daemon; the other subcommands check configurations, run simulators and
+// help installers commission a compound.
+//
+// main stays thin: every subcommand is a function of (ctx, args, stdio)
+// returning an error that carries its exit code, so tests call them
+// directly.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// Exit codes (sysexits-style where one exists).
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+	exitConfig  = 78 // EX_CONFIG: systemd's unit does not restart on it
+)
+
+// version is set at link time (-X main.version=…).
+var version = "dev"
+
+// exitError carries an exit code out of a subcommand.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(format string, args ...any) error {
+	return &exitError{exitUsage, fmt.Errorf(format, args...)}
+}
+
+func configErr(err error) error { return &exitError{exitConfig, err} }
+
+// stdio is a subcommand's standard streams.
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+type command struct {
+	name    string
+	summary string // English; the first line of `lintel help`
+	run     func(ctx context.Context, args []string, io stdio) error
+}
+
+// commands is filled by init functions, one file per subcommand, so each
+// feature adds its command without touching this file.
+var commands = map[string]command{}
+
+func register(c command) {
+	if _, dup := commands[c.name]; dup {
+		panic("lintel: command registered twice: " + c.name)
+	}
+	commands[c.name] = c
+}
+
+func main() {
+	os.Exit(runMain(context.Background(), os.Args[1:], stdio{os.Stdin, os.Stdout, os.Stderr}))
+}
+
+// runMain dispatches a subcommand and maps its error to an exit code.
+func runMain(ctx context.Context, args []string, io stdio) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		if len(args) > 1 {
+			if c, ok := commands[args[1]]; ok {
+				_ = c.run(ctx, []string{"-h"}, io)
+				return exitOK
+			}
+		}
+		printUsage(io.err)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	if args[0] == "-version" || args[0] == "--version" {
+		args[0] = "version"
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(io.err, "lintel: 未知命令 unknown command %q\n\n", args[0])
+		printUsage(io.err)
+		return exitUsage
+	}
+	err := c.run(ctx, args[1:], io)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	var ee *exitError
+	code := exitFailure
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	msg := err.Error()
+	if !strings.HasSuffix(msg, "\n") {
+		msg += "\n"
+	}
+	fmt.Fprintf(io.err, "lintel %s: %s", c.name, msg)
+	if code == exitUsage {
+		fmt.Fprintf(io.err, "运行 run `lintel %s -h` 查看用法 for usage\n", c.name)
+	}
+	return code
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "Lintel 小区边缘网关 — residential compound edge gateway")
+	fmt.Fprintln(w, "\n用法 usage: lintel <command> [flags]\n\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w, "\nexit codes: 0 ok, 1 runtime failure, 2 usage, 78 bad configuration")
+}
+
+// newFlags returns a flag set that reports errors instead of exiting.
+func newFlags(name string, io stdio) *flag.FlagSet {
+	fs := flag.NewFlagSet("lintel "+name, flag.ContinueOnError)
+	fs.SetOutput(io.err)
+	return fs
+}
+
+// parseFlags parses args and turns flag errors into usage errors.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &exitError{exitUsage, err}
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}

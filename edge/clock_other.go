@@ -1,0 +1,5 @@
+//go:build !linux
+
+package edge
+
+func kernelSynced() bool { return true }

@@ -1,0 +1,130 @@
+package config
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Problem is one thing wrong with a configuration file, located by file,
+// line and column and by the dotted path of the offending value.
+type Problem struct {
+	File string
+	Line int
+	Col  int
+	Path string
+	Msg  string
+}
+
+func (p Problem) Error() string {
+	var b strings.Builder
+	b.WriteString(p.File)
+	if p.Line > 0 {
+		fmt.Fprintf(&b, ":%d:%d", p.Line, p.Col)
+	}
+	b.WriteString(": ")
+	if p.Path != "" {
+		b.WriteString(p.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Problems is every problem found in one load, in file order. It is the
+// error Load returns; its Error joins them one per line.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (ps Problems) sorted() Problems {
+	out := append(Problems(nil), ps...)
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].File != out[j].File {
+			return out[i].File < out[j].File
+		}
+		if out[i].Line != out[j].Line {
+			return out[i].Line < out[j].Line
+		}
+		return out[i].Col < out[j].Col
+	})
+	// The same problem reached twice (e.g. a bad value seen by two checks)
+	// is reported once.
+	dedup := out[:0]
+	for i, p := range out {
+		if i > 0 && p == out[i-1] {
+			continue
+		}
+		dedup = append(dedup, p)
+	}
+	return dedup
+}
+
+// Reporter collects problems against the positions of one document. Code
+// that validates a section (drivers, sinks, rules) receives one.
+type Reporter struct {
+	file   string
+	dir    string // the file's directory, for relative paths in it
+	pos    map[string]pos
+	probs  Problems
+	failed map[string]bool // paths whose value could not be decoded
+}
+
+type pos struct{ line, col int }
+
+func newReporter(file string) *Reporter {
+	return &Reporter{file: file, pos: map[string]pos{}, failed: map[string]bool{}}
+}
+
+// At reports a problem at path. The position is that of the value at path,
+// or of its nearest ancestor that appears in the file (a missing key is
+// reported where its parent mapping starts).
+func (r *Reporter) At(path, format string, args ...any) {
+	// A value that could not be decoded was reported once already; checks
+	// of it or of anything inside it would only repeat the same mistake.
+	for q := path; ; {
+		if r.failed[q] {
+			return
+		}
+		i := strings.LastIndexAny(q, ".[")
+		if i < 0 {
+			break
+		}
+		q = q[:i]
+	}
+	p := r.lookup(path)
+	r.probs = append(r.probs, Problem{File: r.file, Line: p.line, Col: p.col, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Has reports whether path was present in the file.
+func (r *Reporter) Has(path string) bool { _, ok := r.pos[path]; return ok }
+
+// Len is the number of problems reported so far.
+func (r *Reporter) Len() int { return len(r.probs) }
+
+func (r *Reporter) lookup(path string) pos {
+	for {
+		if p, ok := r.pos[path]; ok {
+			return p
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			return r.pos[""]
+		}
+		path = path[:i]
+	}
+}
+
+// fail reports a decoding problem and remembers the path as failed.
+func (r *Reporter) fail(path, format string, args ...any) {
+	r.At(path, format, args...)
+	r.failed[path] = true
+}
+
+func (r *Reporter) mark(path string, line, col int) { r.pos[path] = pos{line, col} }

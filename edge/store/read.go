@@ -1,0 +1,212 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/lintel-edge/lintel/edge/event"
+)
+
+// view runs a short read transaction, guarded against a damaged page
+// faulting or panicking inside bbolt, and maps a closed db to ErrClosed.
+func (s *Store) view(f func(tx *bolt.Tx) error) error {
+	err := guarded(func() error { return s.db.View(f) })
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return err
+}
+
+// Read returns up to max events with seq > after, ascending, for sink.
+// Records dropped by quota or retention are simply absent: a sink whose
+// cursor is below a dropped range skips it. A record whose checksum fails
+// is skipped, logged and counted (Stats.CorruptReads).
+func (s *Store) Read(sink string, after uint64, max int) ([]*event.Event, error) {
+	if !s.sinks[sink] {
+		return nil, fmt.Errorf("read: unknown sink %q", sink)
+	}
+	evs, err := s.ReadRange(after, max)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", sink, err)
+	}
+	return evs, nil
+}
+
+// ReadRange is Read without a sink.
+func (s *Store) ReadRange(after uint64, max int) ([]*event.Event, error) {
+	if max <= 0 {
+		return nil, fmt.Errorf("read range: max %d, want > 0", max)
+	}
+	var out []*event.Event
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEvents).Cursor()
+		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
+			_, ev, err := decodeRecord(keySeq(k), v)
+			if err != nil {
+				s.corruptReads.Add(1)
+				s.log.Error("store record unreadable, skipped", "seq", keySeq(k), "err", err)
+				continue
+			}
+			out = append(out, ev)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read range: %w", err)
+	}
+	return out, nil
+}
+
+// Get returns the event with seq, if it is stored.
+func (s *Store) Get(seq uint64) (*event.Event, bool, error) {
+	var ev *event.Event
+	err := s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketEvents).Get(seqKey(seq))
+		if v == nil {
+			return nil
+		}
+		_, e, err := decodeRecord(seq, v)
+		ev = e
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("get %d: %w", seq, err)
+	}
+	return ev, ev != nil, nil
+}
+
+// GetState returns the value stored under ns/key and its version.
+func (s *Store) GetState(ns, key string) (version uint32, val []byte, ok bool, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketState).Bucket([]byte(ns))
+		if b == nil {
+			return nil
+		}
+		v := b.Get([]byte(key))
+		if v == nil {
+			return nil
+		}
+		if len(v) < 4 {
+			return fmt.Errorf("state %s/%s: %d bytes, shorter than a version", ns, key, len(v))
+		}
+		version, val, ok = binary.BigEndian.Uint32(v), append([]byte{}, v[4:]...), true
+		return nil
+	})
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("get state: %w", err)
+	}
+	return version, val, ok, nil
+}
+
+// ListState returns every value in ns (without versions).
+func (s *Store) ListState(ns string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketState).Bucket([]byte(ns))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			if len(v) < 4 {
+				return fmt.Errorf("state %s/%s: %d bytes, shorter than a version", ns, k, len(v))
+			}
+			out[string(k)] = append([]byte{}, v[4:]...)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list state: %w", err)
+	}
+	return out, nil
+}
+
+// Check runs bbolt's consistency check over the whole file.
+func (s *Store) Check() error {
+	err := s.view(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	})
+	if err != nil {
+		return fmt.Errorf("check store: %w", err)
+	}
+	return nil
+}
+
+// SinkStats is one sink's position.
+type SinkStats struct {
+	Cursor uint64 // last acked seq
+	// Backlog counts seqs after the cursor, LastSeq − Cursor: an upper
+	// bound on unacked records, since dropped seqs are included.
+	Backlog uint64
+	// OldestUnackedAge is the store-monotonic age of the first stored
+	// record after the cursor (0 if none).
+	OldestUnackedAge time.Duration
+}
+
+// Stats are counters since Open plus the current shape of the log.
+type Stats struct {
+	Epoch            string
+	BootCount        uint64
+	Appended         uint64            // events appended since Open
+	Commits          uint64            // successful write transactions
+	CommitErrors     uint64            // failed transaction attempts
+	BytesAppended    uint64            // record bytes written since Open
+	Dropped          map[string]uint64 // records dropped since Open, by reason
+	DroppedImportant uint64            // of which important
+	Records          uint64            // records stored now
+	StoredBytes      int64             // record bytes stored now (the quota measure)
+	ClassRecords     map[string]uint64 // records stored now, by class
+	FirstSeq         uint64            // 0 when empty
+	LastSeq          uint64
+	Sinks            map[string]SinkStats
+	SubscriberMisses uint64        // events a full subscriber buffer skipped
+	CorruptReads     uint64        // records skipped by Read for a bad checksum
+	CommitLatency    time.Duration // moving average of commit time
+	FileSize         int64
+	Quarantined      string
+}
+
+// Stats is cheap: a copy of in-memory counters plus one short read
+// transaction with a seek per sink.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	p := s.pub.clone()
+	s.mu.Unlock()
+	st := Stats{
+		Epoch: s.epoch, BootCount: s.boots,
+		Appended: s.appended.Load(), Commits: s.commits.Load(), CommitErrors: s.commitErrors.Load(),
+		BytesAppended: s.bytesWritten.Load(), Dropped: p.dropped, DroppedImportant: p.droppedImp,
+		Records: p.records, StoredBytes: p.storedBytes,
+		ClassRecords: map[string]uint64{ClassTelemetry: p.count[classTelemetry], ClassImportant: p.count[classImportant]},
+		FirstSeq:     p.firstSeq, LastSeq: p.lastSeq, Sinks: map[string]SinkStats{},
+		SubscriberMisses: s.misses.Load(), CorruptReads: s.corruptReads.Load(),
+		CommitLatency: time.Duration(s.commitEWMA.Load()), Quarantined: s.quarantined,
+	}
+	if fi, err := os.Stat(s.opts.Path); err == nil {
+		st.FileSize = fi.Size()
+	}
+	now := s.elapsedMS()
+	_ = s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEvents).Cursor()
+		for sink, cur := range p.cursors {
+			ss := SinkStats{Cursor: cur, Backlog: p.lastSeq - min(cur, p.lastSeq)}
+			if k, v := c.Seek(seqKey(cur + 1)); k != nil {
+				if h, err := decodeHeader(keySeq(k), v); err == nil && now > h.monoMS {
+					ss.OldestUnackedAge = time.Duration(now-h.monoMS) * time.Millisecond
+				}
+			}
+			st.Sinks[sink] = ss
+		}
+		return nil
+	})
+	return st
+}

@@ -1,0 +1,539 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/lintel-edge/lintel/edge/event"
+)
+
+// Bucket names and meta keys.
+var (
+	bucketMeta    = []byte("meta")
+	bucketEvents  = []byte("events")
+	bucketCursors = []byte("cursors")
+	bucketState   = []byte("state")
+
+	keyFormat    = []byte("format")
+	keyEpoch     = []byte("epoch")
+	keyBoots     = []byte("boots")
+	keyElapsed   = []byte("elapsed_ms")
+	keyLastSeq   = []byte("last_seq")
+	keyCreatedMS = []byte("created_wall_ms")
+)
+
+// fileFormat is the layout version of the bbolt file (buckets and keys).
+const fileFormat = 1
+
+// lowWater is the fraction of MaxBytes a quota drop goes down to, so that
+// drops come in chunks rather than one per commit.
+const lowWaterPct = 90
+
+// idleCommitEvery bounds how stale the persisted elapsed counter may get
+// while nothing is written, so a crash after a long idle spell loses at
+// most this much record age.
+const idleCommitEvery = 10 * time.Minute
+
+type op int
+
+const (
+	opAppend op = iota
+	opAck
+	opPutState
+	opDeleteState
+	opFlush
+)
+
+type pendingRecord struct {
+	js    []byte // unstamped Event v1 JSON
+	class byte
+	ev    *event.Event // the store's copy; stamped by the writer
+}
+
+type request struct {
+	op       op
+	recs     []pendingRecord
+	bytes    int
+	sink     string
+	seq      uint64
+	ns, key  string
+	version  uint32
+	val      []byte
+	enqueued time.Time
+	done     chan error
+}
+
+// run is the writer goroutine: it batches requests and commits them.
+func (s *Store) run() {
+	defer close(s.writerDone)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	tick := time.NewTicker(s.maintenanceEvery())
+	defer tick.Stop()
+	lastCommit := time.Now()
+	for {
+		var first *request
+		select {
+		case r, ok := <-s.reqs:
+			if !ok {
+				s.commitBatch(nil) // persist the elapsed counter
+				return
+			}
+			first = r
+		case <-tick.C:
+			if s.retentionDue() || time.Since(lastCommit) >= idleCommitEvery {
+				s.commitBatch(nil)
+				lastCommit = time.Now()
+			}
+			continue
+		}
+		batch := []*request{first}
+		events, bytes := len(first.recs), first.bytes
+		wait := s.opts.FlushWindow - time.Duration(s.commitEWMA.Load())*3/2
+		if wait < 0 {
+			wait = 0
+		}
+		timer.Reset(wait - time.Since(first.enqueued))
+		closing := false
+	collect:
+		for first.op != opFlush && events < s.opts.MaxBatch && bytes < s.opts.MaxBatchBytes &&
+			!s.groupComplete(len(batch)) {
+			// Take what is already queued before looking at the timer: a
+			// writer that fell behind must catch up in big batches.
+			var r *request
+			ok := true
+			select {
+			case r, ok = <-s.reqs:
+			default:
+				select {
+				case r, ok = <-s.reqs:
+				case <-timer.C:
+					break collect
+				}
+			}
+			if !ok {
+				closing = true
+				break collect
+			}
+			batch = append(batch, r)
+			events += len(r.recs)
+			bytes += r.bytes
+			if r.op == opFlush {
+				break collect
+			}
+		}
+		early := timer.Stop()
+		if !early {
+			// The window ran out: callers counted in the peak may have
+			// gone away for good; start counting afresh.
+			s.peak.Store(s.inflight.Load())
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		start := time.Now()
+		s.commitBatch(batch)
+		lastCommit = time.Now()
+		d := int64(lastCommit.Sub(start))
+		old := s.commitEWMA.Load()
+		s.commitEWMA.Store(old + (d-old)/5)
+		if closing {
+			for r := range s.reqs { // closed: drains what is left
+				s.commitBatch([]*request{r})
+			}
+			s.commitBatch(nil)
+			return
+		}
+	}
+}
+
+// groupComplete reports whether a batch of n requests holds every caller
+// seen inside the store recently (a group of at least earlyGroup): with
+// closed-loop callers nobody else is coming, so waiting out the window
+// would only add latency.
+func (s *Store) groupComplete(n int) bool {
+	p := s.peak.Load()
+	return p >= earlyGroup && int64(n) >= p
+}
+
+func (s *Store) maintenanceEvery() time.Duration {
+	d := s.opts.MaxAge / 20
+	if d > time.Minute {
+		d = time.Minute
+	}
+	if d < 10*time.Millisecond {
+		d = 10 * time.Millisecond
+	}
+	return d
+}
+
+// retentionDue reports whether the oldest record has outlived MaxAge.
+func (s *Store) retentionDue() bool {
+	return s.w.records > 0 && s.elapsedMS() > s.w.firstMono+uint64(s.opts.MaxAge.Milliseconds())
+}
+
+// commitBatch commits batch in one transaction and answers every request.
+// A request that fails on its own (say, a value bbolt rejects) is answered
+// with its error and the rest retried; ErrMaxSizeReached makes room by
+// dropping old records and retries.
+func (s *Store) commitBatch(batch []*request) {
+	for attempt := 0; ; attempt++ {
+		bad, err := s.tryCommit(batch)
+		if err == nil {
+			for _, r := range batch {
+				r.done <- nil
+			}
+			return
+		}
+		s.commitErrors.Add(1)
+		if bad != nil {
+			bad.done <- err
+			kept := batch[:0]
+			for _, r := range batch {
+				if r != bad {
+					kept = append(kept, r)
+				}
+			}
+			batch = kept
+			continue
+		}
+		if errors.Is(err, berrors.ErrMaxSizeReached) && attempt < 3 {
+			s.log.Error("store file at its size limit", "err", err, "stored_bytes", s.w.storedBytes)
+			if derr := s.emergencyDrop(); derr != nil {
+				s.log.Error("store emergency drop failed", "err", derr)
+			}
+			continue
+		}
+		s.log.Error("store commit failed", "err", err, "requests", len(batch))
+		for _, r := range batch {
+			r.done <- fmt.Errorf("commit: %w", err)
+		}
+		return
+	}
+}
+
+// emergencyDrop frees room after ErrMaxSizeReached: the file is full of
+// pages even though the record quota is not, so drop to 80 % of what is
+// stored now, in a transaction of its own.
+func (s *Store) emergencyDrop() error {
+	saved := s.w.clone()
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	b := tx.Bucket(bucketEvents)
+	mono, wall := s.elapsedMS(), s.opts.Now().UnixMilli()
+	var out []*event.Event
+	if err := s.dropOldest(tx, b, s.w.storedBytes*8/10, ReasonQuota, mono, wall, &out); err != nil {
+		s.w = saved
+		return err
+	}
+	if err := s.putMeta(tx, mono); err != nil {
+		s.w = saved
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		s.w = saved
+		return err
+	}
+	s.publish(out)
+	return nil
+}
+
+// tryCommit runs one write transaction. On error the writer state is
+// restored; bad is the request that caused it, if one did.
+func (s *Store) tryCommit(batch []*request) (bad *request, err error) {
+	saved := s.w.clone()
+	defer func() {
+		if err != nil {
+			s.w = saved
+		}
+	}()
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	evb := tx.Bucket(bucketEvents)
+	evb.FillPercent = 0.9
+	mono, wall := s.elapsedMS(), s.opts.Now().UnixMilli()
+	var out []*event.Event
+	acked := false
+	for _, r := range batch {
+		switch r.op {
+		case opAppend:
+			for i := range r.recs {
+				p := &r.recs[i]
+				seq := s.w.lastSeq + 1
+				id := event.FormatID(s.opts.Gateway, s.epoch, seq)
+				js, err := stampJSON(p.js, id, seq)
+				if err != nil {
+					return r, fmt.Errorf("stamp event: %w", err)
+				}
+				if err := s.putRecord(evb, seq, header{class: p.class, monoMS: mono, wallMS: wall}, js); err != nil {
+					return r, err
+				}
+				p.ev.ID, p.ev.Seq = id, seq
+				out = append(out, p.ev)
+			}
+		case opAck:
+			if r.seq > s.w.cursors[r.sink] {
+				s.w.cursors[r.sink] = r.seq
+				acked = true
+			}
+		case opPutState:
+			nb, err := tx.Bucket(bucketState).CreateBucketIfNotExists([]byte(r.ns))
+			if err != nil {
+				return r, fmt.Errorf("state bucket %s: %w", r.ns, err)
+			}
+			v := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(r.val)), r.version)
+			if err := nb.Put([]byte(r.key), append(v, r.val...)); err != nil {
+				return r, err
+			}
+		case opDeleteState:
+			if nb := tx.Bucket(bucketState).Bucket([]byte(r.ns)); nb != nil {
+				if err := nb.Delete([]byte(r.key)); err != nil {
+					return r, err
+				}
+			}
+		}
+	}
+	if acked {
+		cb := tx.Bucket(bucketCursors)
+		for sink, seq := range s.w.cursors {
+			if err := cb.Put([]byte(sink), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := s.deleteAcked(evb); err != nil {
+		return nil, err
+	}
+	if s.retentionDue() {
+		if err := s.dropExpired(tx, evb, mono, wall, &out); err != nil {
+			return nil, err
+		}
+	}
+	if s.w.storedBytes > s.opts.MaxBytes {
+		if err := s.dropOldest(tx, evb, s.opts.MaxBytes*lowWaterPct/100, ReasonQuota, mono, wall, &out); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.putMeta(tx, mono); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	s.commits.Add(1)
+	for _, r := range batch {
+		s.appended.Add(uint64(len(r.recs)))
+	}
+	s.publish(out)
+	return nil, nil
+}
+
+func (s *Store) putMeta(tx *bolt.Tx, mono uint64) error {
+	m := tx.Bucket(bucketMeta)
+	if err := m.Put(keyElapsed, binary.BigEndian.AppendUint64(nil, mono)); err != nil {
+		return err
+	}
+	return m.Put(keyLastSeq, binary.BigEndian.AppendUint64(nil, s.w.lastSeq))
+}
+
+// publish makes the committed writer state visible and feeds subscribers.
+func (s *Store) publish(out []*event.Event) {
+	s.mu.Lock()
+	s.pub = s.w.clone()
+	s.mu.Unlock()
+	s.lastSeq.Store(s.w.lastSeq)
+	if len(out) > 0 {
+		s.broadcast(out)
+	}
+}
+
+// putRecord stores one record and accounts for it.
+func (s *Store) putRecord(b *bolt.Bucket, seq uint64, h header, js []byte) error {
+	v := encodeRecord(seq, h, js)
+	if err := b.Put(seqKey(seq), v); err != nil {
+		return fmt.Errorf("put record %d: %w", seq, err)
+	}
+	n := int64(keySize + len(v))
+	s.w.lastSeq = seq
+	if s.w.records == 0 {
+		s.w.firstSeq, s.w.firstMono = seq, h.monoMS
+	}
+	s.w.records++
+	s.w.storedBytes += n
+	s.w.count[h.class]++
+	s.w.bytes[h.class] += n
+	s.bytesWritten.Add(uint64(n))
+	return nil
+}
+
+// removed accounts for a deleted record.
+func (s *Store) removed(h header, n int64) {
+	if h.class != classImportant {
+		h.class = classTelemetry
+	}
+	s.w.records--
+	s.w.storedBytes -= n
+	s.w.count[h.class]--
+	s.w.bytes[h.class] -= n
+}
+
+// refreshFirst re-reads the first record after deletions.
+func (s *Store) refreshFirst(b *bolt.Bucket) {
+	k, v := b.Cursor().First()
+	if k == nil {
+		s.w.firstSeq, s.w.firstMono, s.w.records = 0, 0, 0
+		return
+	}
+	s.w.firstSeq = keySeq(k)
+	if h, err := decodeHeader(s.w.firstSeq, v); err == nil {
+		s.w.firstMono = h.monoMS
+	}
+}
+
+// deleteAcked deletes every record all sinks have acked. With no sinks the
+// log keeps everything until quota or retention.
+func (s *Store) deleteAcked(b *bolt.Bucket) error {
+	if len(s.sinks) == 0 || s.w.records == 0 {
+		return nil
+	}
+	low := s.w.lastSeq
+	for sink := range s.sinks {
+		low = min(low, s.w.cursors[sink])
+	}
+	if low < s.w.firstSeq {
+		return nil
+	}
+	c := b.Cursor()
+	for k, v := c.First(); k != nil && keySeq(k) <= low; k, v = c.First() {
+		h, _ := decodeHeader(keySeq(k), v)
+		n := int64(len(k) + len(v))
+		if err := c.Delete(); err != nil {
+			return fmt.Errorf("delete acked %d: %w", keySeq(k), err)
+		}
+		s.removed(h, n)
+	}
+	s.refreshFirst(b)
+	return nil
+}
+
+// dropInfo is the data of one store.dropped event.
+type dropInfo struct {
+	Reason    string `json:"reason"`
+	Count     uint64 `json:"count"`
+	FirstSeq  uint64 `json:"first_seq"`
+	LastSeq   uint64 `json:"last_seq"`
+	Telemetry uint64 `json:"telemetry"`
+	Important uint64 `json:"important"`
+	Bytes     int64  `json:"bytes"`
+}
+
+func (d *dropInfo) add(seq uint64, h header, n int64) {
+	if d.Count == 0 || seq < d.FirstSeq {
+		d.FirstSeq = seq
+	}
+	d.LastSeq = max(d.LastSeq, seq)
+	d.Count++
+	d.Bytes += n
+	if h.class == classImportant {
+		d.Important++
+	} else {
+		d.Telemetry++
+	}
+}
+
+// dropExpired deletes records older than MaxAge in store-monotonic time.
+// Records are committed with a non-decreasing elapsed counter, so the
+// expired ones are a prefix of the bucket.
+func (s *Store) dropExpired(tx *bolt.Tx, b *bolt.Bucket, mono uint64, wall int64, out *[]*event.Event) error {
+	cutoff := mono - min(mono, uint64(s.opts.MaxAge.Milliseconds()))
+	d := dropInfo{Reason: ReasonRetention}
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.First() {
+		seq := keySeq(k)
+		h, err := decodeHeader(seq, v)
+		if err == nil && h.monoMS >= cutoff {
+			break
+		}
+		n := int64(len(k) + len(v))
+		if err := c.Delete(); err != nil {
+			return fmt.Errorf("drop expired %d: %w", seq, err)
+		}
+		s.removed(h, n)
+		d.add(seq, h, n)
+	}
+	s.refreshFirst(b)
+	return s.appendDropped(b, d, mono, wall, out)
+}
+
+// dropOldest deletes the oldest telemetry until the stored bytes are at
+// most target, and only then the oldest important records.
+func (s *Store) dropOldest(tx *bolt.Tx, b *bolt.Bucket, target int64, reason string, mono uint64, wall int64, out *[]*event.Event) error {
+	d := dropInfo{Reason: reason}
+	for _, class := range []byte{classTelemetry, classImportant} {
+		c := b.Cursor()
+		k, v := c.First()
+		for k != nil && s.w.storedBytes > target && s.w.count[class] > 0 {
+			seq := keySeq(k)
+			h, err := decodeHeader(seq, v)
+			if err != nil {
+				h = header{class: classTelemetry}
+			}
+			if h.class != class {
+				k, v = c.Next()
+				continue
+			}
+			n := int64(len(k) + len(v))
+			if err := c.Delete(); err != nil {
+				return fmt.Errorf("drop %d: %w", seq, err)
+			}
+			s.removed(h, n)
+			d.add(seq, h, n)
+			k, v = c.Seek(seqKey(seq + 1)) // Next after Delete may skip
+		}
+	}
+	s.refreshFirst(b)
+	return s.appendDropped(b, d, mono, wall, out)
+}
+
+// appendDropped appends the store.dropped event that accounts for d.
+func (s *Store) appendDropped(b *bolt.Bucket, d dropInfo, mono uint64, wall int64, out *[]*event.Event) error {
+	if d.Count == 0 {
+		return nil
+	}
+	s.w.dropped[d.Reason] += d.Count
+	s.w.droppedImp += d.Important
+	ev := event.New(event.StoreDropped).WithData(d)
+	s.log.Warn("store dropped records", "reason", d.Reason, "count", d.Count,
+		"first_seq", d.FirstSeq, "last_seq", d.LastSeq, "important", d.Important)
+	return s.appendInternal(b, ev, mono, wall, out)
+}
+
+// appendInternal stores an event the store itself raises.
+func (s *Store) appendInternal(b *bolt.Bucket, ev *event.Event, mono uint64, wall int64, out *[]*event.Event) error {
+	seq := s.w.lastSeq + 1
+	ev.Seq = seq
+	ev.ID = event.FormatID(s.opts.Gateway, s.epoch, seq)
+	ev.Gateway, ev.Compound = s.opts.Gateway, s.opts.Compound
+	ev.Time = time.UnixMilli(wall).UTC()
+	js, err := ev.MarshalJSON()
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", ev.Kind, err)
+	}
+	if err := s.putRecord(b, seq, header{class: classOf(ev), monoMS: mono, wallMS: wall}, js); err != nil {
+		return err
+	}
+	*out = append(*out, ev)
+	return nil
+}
