@@ -7,7 +7,7 @@ PKGS    := ./...
 FUZZTIME ?= 30s
 BENCHTIME ?= 1x
 # -race needs cgo and a 64-bit host; elsewhere tests run without it.
-RACE := $(shell case "$$(go env GOARCH)" in amd64|arm64) echo -race;; esac)
+RACE := $(shell case "$$(go env GOARCH)" in (amd64|arm64) echo -race;; esac)
 
 .DEFAULT_GOAL := help
 .PHONY: help build cross test vet fmtcheck lint bench fuzz soak demo package clean
@@ -28,7 +28,7 @@ vet: ## go vet
 	$(GO) vet $(PKGS)
 
 fmtcheck: ## fail if any file is not gofmt'ed
-	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './dist/*' -not -path './.git/*')); \
 	if [ -n "$$out" ]; then echo "not gofmt'ed:"; echo "$$out"; exit 1; fi
 
 lint: fmtcheck vet ## gofmt + go vet (+ staticcheck when installed)
@@ -46,9 +46,10 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
-demo: ## run the gateway on a simulated compound
-	@if $(GO) run ./cmd/lintel help 2>&1 | grep -q '^  demo'; then $(GO) run ./cmd/lintel demo; \
-	else echo "make demo: the demo compound arrives with issue 9 (not built yet); try: go run ./cmd/lintel check -c configs/lintel.example.yaml"; fi
+demo: ## run the gateway on a simulated compound (status page on http://127.0.0.1:8080)
+	$(GO) run ./cmd/lintel demo $(DEMOFLAGS)
 
 clean: ## remove build output
 	rm -rf bin dist
+
+include packaging/package.mk

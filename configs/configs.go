@@ -16,4 +16,9 @@ import (
 //go:embed profiles radio cameras
 var FS embed.FS
 
+// Demo is configs/demo.yaml, the compound `lintel demo` runs.
+//
+//go:embed demo.yaml
+var Demo []byte
+
 func init() { config.RegisterProfiles(FS) }

@@ -20,6 +20,7 @@ func runCheck(ctx context.Context, args []string, io stdio) error {
 	fs := newFlags("check", io)
 	file := fs.String("c", "/etc/lintel/lintel.yaml", "configuration file")
 	dump := fs.Bool("print", false, "print the effective configuration (defaults applied, secrets redacted)")
+	probe := fs.Bool("probe", false, "also reach every device and broker once and print a commissioning report (stop the daemon first)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -33,6 +34,14 @@ func runCheck(ctx context.Context, args []string, io stdio) error {
 	}
 	fmt.Fprintf(io.out, "%s: 配置有效 configuration OK (%d devices, %d households, %d sinks)\n",
 		*file, len(cfg.Devices), len(cfg.Compound.Households), len(cfg.Sinks))
+	fmt.Fprint(io.out, placeholderWarning(cfg))
+	if *probe {
+		for _, h := range checkHooks {
+			if err := h(ctx, cfg, io); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

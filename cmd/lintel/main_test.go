@@ -136,7 +136,7 @@ func TestDaemonGracefulStop(t *testing.T) {
 	bin := lintelBinary(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "lintel.yaml")
-	os.WriteFile(cfg, []byte("gateway: {id: gw-t, compound: c-t, data_dir: "+dir+"}\n"), 0o600)
+	os.WriteFile(cfg, []byte("gateway: {id: gw-t, compound: c-t, data_dir: "+dir+"}\nstatus: {listen: \"127.0.0.1:0\"}\n"), 0o600)
 
 	for round := 1; round <= 2; round++ {
 		cmd := exec.Command(bin, "run", "-c", cfg)

@@ -14,6 +14,7 @@ import (
 	"github.com/lintel-edge/lintel/edge"
 	"github.com/lintel-edge/lintel/edge/config"
 	"github.com/lintel-edge/lintel/edge/event"
+	"github.com/lintel-edge/lintel/edge/status"
 	"github.com/lintel-edge/lintel/edge/store"
 )
 
@@ -48,7 +49,13 @@ type gateway struct {
 	commands *edge.Commands
 	started  time.Time
 	ready    chan struct{}
+	// recent keeps the latest warnings and errors for the diagnostics page.
+	recent *status.RecentLog
 }
+
+// storeCursors name services that read the log under a cursor of their
+// own (the rules engine): the store keeps events until they acked them.
+var storeCursors = map[string]func(*config.Config) bool{}
 
 func runDaemon(ctx context.Context, args []string, io stdio) error {
 	fs := newFlags("run", io)
@@ -77,14 +84,23 @@ func runDaemon(ctx context.Context, args []string, io stdio) error {
 // every component has started (tests and the demo use it).
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, onReady func(*gateway)) error {
 	start := time.Now()
+	recent := status.NewRecentLog(log.Handler())
+	log = slog.New(recent)
 	sinkNames := make([]string, 0, len(cfg.Sinks))
 	for name := range cfg.Sinks {
 		sinkNames = append(sinkNames, name)
 	}
 	sort.Strings(sinkNames)
+	cursors := append([]string(nil), sinkNames...)
+	for name, wanted := range storeCursors {
+		if wanted(cfg) {
+			cursors = append(cursors, name)
+		}
+	}
+	sort.Strings(cursors)
 
 	st, err := store.Open(store.Options{
-		Path: cfg.StorePath(), Gateway: cfg.Gateway.ID, Compound: cfg.Gateway.Compound, Sinks: sinkNames,
+		Path: cfg.StorePath(), Gateway: cfg.Gateway.ID, Compound: cfg.Gateway.Compound, Sinks: cursors,
 		MaxBytes: int64(cfg.Storage.MaxBytes), MaxAge: cfg.Storage.MaxAge.Std(), FlushWindow: cfg.Storage.FlushWindow.Std(),
 		Logger: log.With("component", "store"),
 	})
@@ -103,7 +119,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, onReady fu
 	rt := edge.NewRuntime(cfg, st, log.With("component", "runtime"), nil)
 	cmds := edge.NewCommands(rt)
 	env := edge.Env{Config: cfg, Logger: log, Emit: rt, Store: st, Commands: cmds, Version: version}
-	gw := &gateway{cfg: cfg, log: log, store: st, runtime: rt, commands: cmds, started: start, ready: make(chan struct{})}
+	gw := &gateway{cfg: cfg, log: log, store: st, runtime: rt, commands: cmds, started: start, ready: make(chan struct{}), recent: recent}
 
 	type part struct {
 		name string
@@ -198,6 +214,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, onReady fu
 	case runErr = <-failed:
 		log.Error("component failed, shutting down", "err", runErr)
 	}
+	systemdStopping()
 
 	wait := func(what string, cancel context.CancelFunc, done chan struct{}, budget time.Duration) {
 		cancel()

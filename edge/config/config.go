@@ -115,6 +115,9 @@ type Storage struct {
 	MaxBytes    Size     `yaml:"max_bytes"`
 	MaxAge      Duration `yaml:"max_age"`
 	FlushWindow Duration `yaml:"flush_window"`
+	// History keeps events on the gateway for the status page this long
+	// after every sink has them; 0 deletes them as soon as all sinks acked.
+	History Duration `yaml:"history"`
 }
 
 // Defaults used when a key is absent. docs and the example config repeat
@@ -124,6 +127,7 @@ const (
 	DefaultMaxBytes    = Size(256 << 20)
 	DefaultMaxAge      = Duration(30 * 24 * 3600 * 1e9)
 	DefaultFlushWindow = Duration(20 * 1e6)
+	DefaultHistory     = Duration(7 * 24 * 3600 * 1e9)
 )
 
 // New returns a Config holding every default.
@@ -131,7 +135,7 @@ func New() *Config {
 	return &Config{
 		Gateway: Gateway{DataDir: DefaultDataDir},
 		Log:     Log{Level: "info", Format: "auto"},
-		Storage: Storage{MaxBytes: DefaultMaxBytes, MaxAge: DefaultMaxAge, FlushWindow: DefaultFlushWindow},
+		Storage: Storage{MaxBytes: DefaultMaxBytes, MaxAge: DefaultMaxAge, FlushWindow: DefaultFlushWindow, History: DefaultHistory},
 	}
 }
 
@@ -221,13 +225,17 @@ type DriverSchema struct {
 	Schemes    []string // URL schemes; "path" means a device path like /dev/ttyUSB0
 	ProfileDir string   // folder under a profile tree; "" = no profiles
 	NeedsProf  bool
+	// NoAddress lists kinds reached through another device (a radio
+	// sensor is heard by its receiver), whose address is optional.
+	NoAddress []string
 }
 
 // Drivers is the schema of every driver Lintel has.
 var Drivers = map[string]DriverSchema{
 	"modbus": {Kinds: []string{"gate", "barrier", "access", "relay", "sensor"}, Schemes: []string{"rtu", "tcp", "rtuovertcp"}, ProfileDir: "profiles", NeedsProf: true},
-	"serial": {Kinds: []string{"receiver", "door", "motion", "sos", "smoke", "water"}, Schemes: []string{"path", "serial", "tcp"}, ProfileDir: "radio"},
-	"rtsp":   {Kinds: []string{"camera", "peephole"}, Schemes: []string{"rtsp", "rtsps"}, ProfileDir: "cameras", NeedsProf: true},
+	"serial": {Kinds: []string{"receiver", "door", "motion", "sos", "smoke", "water"}, Schemes: []string{"path", "serial", "tcp"}, ProfileDir: "radio",
+		NoAddress: []string{"door", "motion", "sos", "smoke", "water"}},
+	"rtsp": {Kinds: []string{"camera", "peephole"}, Schemes: []string{"rtsp", "rtsps"}, ProfileDir: "cameras", NeedsProf: true},
 }
 
 // ProfilePath finds profile name for dir ("profiles", "radio", "cameras"):
@@ -442,7 +450,9 @@ func validate(r *Reporter, c *Config) {
 			} else if !contains(schema.Kinds, d.Kind) {
 				r.At(p+".kind", "%q is not a kind the %s driver serves: want one of %s", d.Kind, d.Driver, strings.Join(schema.Kinds, ", "))
 			}
-			checkAddress(r, p+".address", d.Address, schema)
+			if d.Address != "" || !contains(schema.NoAddress, d.Kind) {
+				checkAddress(r, p+".address", d.Address, schema)
+			}
 			if d.Profile == "" && schema.NeedsProf {
 				r.At(p+".profile", "missing: the %s driver needs a profile; available: %s", d.Driver, strings.Join(c.ProfileNames(schema.ProfileDir), ", "))
 			} else if d.Profile != "" {
@@ -475,6 +485,9 @@ func validate(r *Reporter, c *Config) {
 	}
 	if c.Storage.MaxAge.Std() < 3600e9 {
 		r.At("storage.max_age", "%s is too short: at least 1h", c.Storage.MaxAge)
+	}
+	if c.Storage.History > c.Storage.MaxAge {
+		r.At("storage.history", "%s is longer than storage.max_age (%s): retention would end it first", c.Storage.History, c.Storage.MaxAge)
 	}
 	if fw := c.Storage.FlushWindow.Std(); fw <= 0 || fw > 2e9 {
 		r.At("storage.flush_window", "%s: want between 1ms and 2s", c.Storage.FlushWindow)

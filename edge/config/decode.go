@@ -19,6 +19,7 @@ import (
 type Node struct {
 	n    *yaml.Node
 	path string
+	file string
 }
 
 // IsZero reports whether the section was absent.
@@ -41,6 +42,15 @@ func (n Node) Decode(r *Reporter, v any) {
 	if had {
 		r.pos[n.path] = keyPos
 	}
+}
+
+// DecodeStrict decodes the section into v on its own, outside a whole-file
+// load (a driver building itself from an already validated config). It
+// returns the same problems, with positions, as [Node.Decode] reports.
+func (n Node) DecodeStrict(v any) error {
+	r := NewReporter(n.file)
+	n.Decode(r, v)
+	return r.Err()
 }
 
 // YAML returns the section re-encoded as YAML (for tests and dumps).
@@ -80,7 +90,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 	d.mark(n, path)
 	if v.Type() == nodeType {
-		v.Set(reflect.ValueOf(Node{n: n, path: path}))
+		v.Set(reflect.ValueOf(Node{n: n, path: path, file: d.r.file}))
 		d.markAll(n, path)
 		return
 	}

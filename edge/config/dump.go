@@ -61,7 +61,7 @@ func dumpView(c *Config) any {
 		Status   *yaml.Node            `yaml:"status,omitempty"`
 		Rules    *yaml.Node            `yaml:"rules,omitempty"`
 	}{c.Gateway, c.Log, c.Compound, c.Profiles, devs,
-		map[string]string{"path": c.StorePath(), "max_bytes": c.Storage.MaxBytes.String(), "max_age": c.Storage.MaxAge.String(), "flush_window": c.Storage.FlushWindow.String()},
+		map[string]string{"path": c.StorePath(), "max_bytes": c.Storage.MaxBytes.String(), "max_age": c.Storage.MaxAge.String(), "flush_window": c.Storage.FlushWindow.String(), "history": c.Storage.History.String()},
 		sinks, c.Status.n, c.Rules.n}
 }
 

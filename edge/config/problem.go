@@ -2,6 +2,9 @@ package config
 
 import (
 	"fmt"
+	"reflect"
+
+	"go.yaml.in/yaml/v3"
 	"sort"
 	"strings"
 )
@@ -77,6 +80,37 @@ type Reporter struct {
 }
 
 type pos struct{ line, col int }
+
+// NewReporter returns a reporter for a document named file, for packages
+// that validate files of their own (device profiles, code tables) with the
+// same file:line:col problems as the config.
+func NewReporter(file string) *Reporter { return newReporter(file) }
+
+// Err returns the problems reported so far, sorted, or nil.
+func (r *Reporter) Err() error {
+	if len(r.probs) == 0 {
+		return nil
+	}
+	return r.probs.sorted()
+}
+
+// DecodeYAML decodes a whole YAML document (a profile file) into v with the
+// config's strictness, reporting problems to r.
+func (r *Reporter) DecodeYAML(data []byte, v any) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		line, msg := yamlErrorLine(err)
+		r.probs = append(r.probs, Problem{File: r.file, Line: line, Col: 1, Msg: msg})
+		return
+	}
+	r.mark("", 1, 1)
+	if len(doc.Content) == 0 {
+		r.At("", "empty document")
+		return
+	}
+	d := decoder{r: r}
+	d.decode(&doc, reflect.ValueOf(v).Elem(), "")
+}
 
 func newReporter(file string) *Reporter {
 	return &Reporter{file: file, pos: map[string]pos{}, failed: map[string]bool{}}

@@ -36,11 +36,11 @@ func goldenEvents() map[string]*event.Event {
 		"gate_forced_open": stamp(event.New(event.GateForcedOpen).WithData(map[string]any{"channel": 2, "door": "north"}), 42),
 		"falling_object": stamp(&event.Event{Kind: event.CameraFallingObject, Severity: event.Alert, Device: "cam-b3-east",
 			Place: &event.Place{Building: "3", Position: "east façade"},
-			Data:  json.RawMessage(`{"boxes":[{"t":"2026-11-27T00:30:14.900Z","x":0.41,"y":0.12,"w":0.03,"h":0.04}],"start_floor":17,"topic":"tns1:RuleEngine/FallingObject"}`),
+			Data:  json.RawMessage(`{"objects":[{"id":"17","class":"Object","likelihood":0.8,"track":[{"t":"2026-11-27T00:30:14.700Z","box":{"left":0.24,"top":0.09,"right":0.26,"bottom":0.11},"center":{"x":0.25,"y":0.1}},{"t":"2026-11-27T00:30:14.900Z","box":{"left":0.24,"top":0.29,"right":0.26,"bottom":0.31},"center":{"x":0.25,"y":0.3}}]}],"start_floor":17,"start_floor_source":"floor_bands","start_point":{"x":0.25,"y":0.1},"topic":"tns1:RuleEngine/FallingObjectDetector/FallingObject"}`),
 			Evidence: []event.Evidence{{Type: event.EvidenceClip, Ref: "clips/cam-b3-east/20261127T003014Z.mp4", MediaType: "video/mp4",
 				SHA256: strings.Repeat("ab", 32), Size: 1843211}}}, 43),
 		"elder_alert": stamp(&event.Event{Kind: event.ElderAlertRaised, Severity: event.Critical, Household: "h-3-1-301",
-			Data: json.RawMessage(`{"alert_id":"a-17","level":1,"reason":"SOS 按键 SOS pressed","rule":"sos"}`)}, 44),
+			Data: json.RawMessage(`{"alert_id":"al-h-3-1-301-sos-mwyfwb8e","level":1,"notify":["property_staff","grid_worker","contacts"],"reason_en":"SOS button pressed at 11-27 08:30 (sos-3-1-301)","reason_zh":"11-27 08:30 按下紧急呼叫按钮（sos-3-1-301）","rule":"sos"}`)}, 44),
 		"unsynced_minimal": func() *event.Event {
 			e := stamp(event.New(event.GatewayStarted), 1)
 			e.Time = time.Date(1970, 1, 1, 0, 2, 3, 0, time.UTC)

@@ -1,0 +1,238 @@
+package rtsp
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/lintel-edge/lintel/edge/config"
+)
+
+// Options are a camera's `options:` in the configuration. Every field has
+// a default (see defaultOptions); sample.yaml documents each one.
+type Options struct {
+	// Transport is tcp (interleaved in the RTSP connection: no inbound
+	// ports, no UDP loss on large I-frames), udp, or auto (UDP first, TCP
+	// if nothing arrives in 3 s).
+	Transport string `yaml:"transport"`
+	// Username and Password override the credentials in the address, so
+	// the password can live in a file ("file:/etc/lintel/cam.pass").
+	Username string        `yaml:"username"`
+	Password config.Secret `yaml:"password"`
+	// ReadTimeout ends a session that receives nothing at all (then the
+	// driver reconnects); it is also the dial and request timeout.
+	ReadTimeout config.Duration `yaml:"read_timeout"`
+	// VideoLostAfter: no video for this long while the session is up
+	// raises camera.video_lost.
+	VideoLostAfter config.Duration `yaml:"video_lost_after"`
+	// ReconnectMax caps the backoff between reconnection attempts.
+	ReconnectMax config.Duration `yaml:"reconnect_max"`
+	// PreRoll and PostRoll are the clip's length before and after the
+	// incident.
+	PreRoll  config.Duration `yaml:"pre_roll"`
+	PostRoll config.Duration `yaml:"post_roll"`
+	// BufferMax caps the memory of this camera's ring buffer (the
+	// pre-roll; a clip being cut holds about one GOP more while it is
+	// written); BufferTotal caps the rings of all cameras together (the
+	// smallest value configured on any camera wins).
+	BufferMax   config.Size `yaml:"buffer_max"`
+	BufferTotal config.Size `yaml:"buffer_total"`
+	// Clips turns evidence clips on or off for this camera.
+	Clips string `yaml:"clips"`
+	// ClipDir is where clips go; default <data_dir>/clips. Clips of a
+	// camera live in <clip_dir>/<device id>/.
+	ClipDir string `yaml:"clip_dir"`
+	// ClipQuota caps this camera's clips on disk (oldest deleted first);
+	// ClipRetention deletes clips older than this.
+	ClipQuota     config.Size     `yaml:"clip_quota"`
+	ClipRetention config.Duration `yaml:"clip_retention"`
+	// SnapshotURL is the camera's HTTP snapshot (JPEG) URL; when set, a
+	// snapshot is attached to every incident that gets a clip. The RTSP
+	// credentials are used unless the URL has its own.
+	SnapshotURL string `yaml:"snapshot_url"`
+	// FloorBands map image heights to floors for the start-floor estimate
+	// of falling objects.
+	FloorBands []FloorBand `yaml:"floor_bands"`
+}
+
+func defaultOptions() Options {
+	return Options{
+		Transport:      "tcp",
+		ReadTimeout:    config.Duration(10 * time.Second),
+		VideoLostAfter: config.Duration(5 * time.Second),
+		ReconnectMax:   config.Duration(30 * time.Second),
+		PreRoll:        config.Duration(10 * time.Second),
+		PostRoll:       config.Duration(10 * time.Second),
+		BufferMax:      config.Size(16 << 20),
+		BufferTotal:    config.Size(128 << 20),
+		Clips:          "on",
+		ClipQuota:      config.Size(2 << 30),
+		ClipRetention:  config.Duration(30 * 24 * time.Hour),
+	}
+}
+
+// decodeOptions decodes and checks a device's options, reporting problems
+// at their positions. It does no I/O.
+func decodeOptions(r *config.Reporter, path string, d config.Device) Options {
+	o := defaultOptions()
+	d.Options.Decode(r, &o)
+	p := path + ".options"
+	switch o.Transport {
+	case "tcp", "udp", "auto":
+	default:
+		r.At(p+".transport", "%q: want tcp, udp or auto", o.Transport)
+	}
+	if u, err := url.Parse(d.Address); err == nil && u.Scheme == "rtsps" && o.Transport == "udp" {
+		r.At(p+".transport", "rtsps runs over TCP only: use tcp")
+	}
+	check := func(key string, v config.Duration, lo, hi time.Duration) {
+		if v.Std() < lo || v.Std() > hi {
+			r.At(p+"."+key, "%s: want between %s and %s", v, lo, hi)
+		}
+	}
+	check("read_timeout", o.ReadTimeout, time.Second, 5*time.Minute)
+	check("video_lost_after", o.VideoLostAfter, time.Second, time.Hour)
+	check("reconnect_max", o.ReconnectMax, time.Second, time.Hour)
+	check("pre_roll", o.PreRoll, 0, 2*time.Minute)
+	check("post_roll", o.PostRoll, 0, 2*time.Minute)
+	if o.ClipRetention.Std() < time.Hour {
+		r.At(p+".clip_retention", "%s is too short: at least 1h", o.ClipRetention)
+	}
+	if o.BufferMax < 1<<20 {
+		r.At(p+".buffer_max", "%s is too small: at least 1MiB", o.BufferMax)
+	}
+	if o.BufferTotal < o.BufferMax {
+		r.At(p+".buffer_total", "%s is smaller than buffer_max %s", o.BufferTotal, o.BufferMax)
+	}
+	if o.ClipQuota < 16<<20 {
+		r.At(p+".clip_quota", "%s is too small: at least 16MiB", o.ClipQuota)
+	}
+	switch o.Clips {
+	case "on", "off":
+	default:
+		r.At(p+".clips", "%q: want on or off", o.Clips)
+	}
+	if o.ClipDir != "" && !filepath.IsAbs(o.ClipDir) {
+		r.At(p+".clip_dir", "%q: want an absolute path", o.ClipDir)
+	}
+	if o.SnapshotURL != "" {
+		if _, err := parseHTTPURL(o.SnapshotURL); err != nil {
+			r.At(p+".snapshot_url", "%v", err)
+		}
+	}
+	for i, b := range o.FloorBands {
+		bp := fmt.Sprintf("%s.floor_bands[%d]", p, i)
+		if b.YMin < 0 || b.YMax > 1 || b.YMin >= b.YMax {
+			r.At(bp, "y_min %g, y_max %g: want 0 <= y_min < y_max <= 1 (0 is the top of the image)", b.YMin, b.YMax)
+		}
+		if b.Floor < -5 || b.Floor > 200 {
+			r.At(bp+".floor", "%d: want a floor number between -5 and 200", b.Floor)
+		}
+	}
+	return o
+}
+
+func validateDevice(r *config.Reporter, c *config.Config, path string, d config.Device) {
+	decodeOptions(r, path, d)
+	if d.Profile == "" {
+		return // reported by config
+	}
+	if _, _, ok := c.ProfilePath("cameras", d.Profile); !ok {
+		return // reported by config
+	}
+	prof, err := LoadProfile(c, d.Profile)
+	if err != nil {
+		r.At(path+".profile", "%v", err)
+		return
+	}
+	if len(prof.Kinds) > 0 && !contains(prof.Kinds, d.Kind) {
+		r.At(path+".profile", "profile %q is for %v devices, not %s", d.Profile, prof.Kinds, d.Kind)
+	}
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// optionsAtRuntime decodes a device's options again when the driver
+// starts. edge/config offers its Reporter only inside Parse, where the
+// options were already validated with positions; here any problem is a
+// plain error.
+func optionsAtRuntime(d config.Device) (Options, error) {
+	o := defaultOptions()
+	raw := d.Options.YAML()
+	if len(raw) == 0 {
+		return o, nil
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return o, fmt.Errorf("options: %w", err)
+	}
+	if len(doc.Content) == 0 {
+		return o, nil
+	}
+	n := doc.Content[0]
+	if n.Kind != yaml.MappingNode {
+		return o, errors.New("options: want a mapping")
+	}
+	v := reflect.ValueOf(&o).Elem()
+	fields := map[string]reflect.Value{}
+	for i := 0; i < v.NumField(); i++ {
+		name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
+		fields[name] = v.Field(i)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i].Value, n.Content[i+1]
+		f, ok := fields[key]
+		if !ok {
+			return o, fmt.Errorf("options.%s: unknown key", key)
+		}
+		if u, ok := f.Addr().Interface().(config.Unmarshaler); ok {
+			if err := u.UnmarshalConfigScalar(val.Value); err != nil {
+				return o, fmt.Errorf("options.%s: %w", key, err)
+			}
+			continue
+		}
+		if err := val.Decode(f.Addr().Interface()); err != nil {
+			return o, fmt.Errorf("options.%s: %w", key, err)
+		}
+	}
+	return o, nil
+}
+
+// DeviceURL returns the URL the driver dials for a configured device, with
+// the username and password options applied, and its transport option.
+// The URL carries the password: show it only through config.RedactURL.
+func DeviceURL(d config.Device) (rawURL, transport string, err error) {
+	o, err := optionsAtRuntime(d)
+	if err != nil {
+		return "", "", err
+	}
+	u, err := url.Parse(d.Address)
+	if err != nil {
+		return "", "", fmt.Errorf("address %q: %w", config.RedactURL(d.Address), err)
+	}
+	if o.Username != "" || !o.Password.IsZero() {
+		user := o.Username
+		if user == "" && u.User != nil {
+			user = u.User.Username()
+		}
+		pass, err := o.Password.Reveal()
+		if err != nil {
+			return "", "", fmt.Errorf("camera password: %w", err)
+		}
+		u.User = url.UserPassword(user, pass)
+	}
+	return u.String(), o.Transport, nil
+}

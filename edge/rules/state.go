@@ -1,0 +1,157 @@
+package rules
+
+import (
+	"time"
+)
+
+// stateVersion is the version of the JSON values persisted in the store's
+// state bucket; a value of another version is ignored (the engine starts
+// that elder afresh) rather than misread.
+const stateVersion = 1
+
+// Presence states.
+const (
+	PresenceHome    = "home"
+	PresenceAway    = "away"
+	PresenceUnknown = "unknown"
+)
+
+// Modes an elder can be put in.
+const (
+	ModeNormal   = "normal"
+	ModeAway     = "away"
+	ModeHospital = "hospital"
+	ModeVisitor  = "visitor"
+)
+
+// Presence is the inferred whereabouts of an elder and why.
+type Presence struct {
+	State  string    `json:"state"`
+	Since  time.Time `json:"since"`
+	Reason string    `json:"reason"`
+	// ReasonZh is the same reasoning in Chinese, for the status page.
+	ReasonZh string `json:"reason_zh"`
+}
+
+// Mode is an elder's current mode: normal, or away/hospital/visitor until a
+// time.
+type Mode struct {
+	Name  string    `json:"name"`
+	Until time.Time `json:"until,omitzero"`
+	Since time.Time `json:"since,omitzero"`
+	Actor string    `json:"actor,omitempty"`
+}
+
+// sensorState is what the engine knows of one bound sensor.
+type sensorState struct {
+	Role       string    `json:"role"`
+	LastSeen   time.Time `json:"last_seen,omitzero"`
+	Silent     bool      `json:"silent,omitempty"` // sensor.silent or device.offline, not yet heard again
+	SilentAt   time.Time `json:"silent_at,omitzero"`
+	Tamper     bool      `json:"tamper,omitempty"`
+	BatteryLow bool      `json:"battery_low,omitempty"`
+	// Unsupervised sensors send nothing between events, so their
+	// silence proves nothing either way.
+	Unsupervised bool `json:"unsupervised,omitempty"`
+}
+
+func (s *sensorState) problem() bool { return s.Silent || s.Tamper || s.BatteryLow }
+
+// Alert is one open alert of an elder.
+type Alert struct {
+	ID       string    `json:"id"`
+	Rule     Rule      `json:"rule"`
+	Level    int       `json:"level"`
+	Raised   time.Time `json:"raised"`
+	Since    time.Time `json:"since"` // start of the condition (last activity, departure…)
+	NextEsc  time.Time `json:"next_esc,omitzero"`
+	Acked    bool      `json:"acked,omitempty"`
+	AckedBy  string    `json:"acked_by,omitempty"`
+	AckedAt  time.Time `json:"acked_at,omitzero"`
+	AckNote  string    `json:"ack_note,omitempty"`
+	AckWhere string    `json:"ack_where,omitempty"`
+	Count    int       `json:"count,omitempty"` // repeated triggers while open (SOS presses)
+	ReasonZh string    `json:"reason_zh"`
+	ReasonEn string    `json:"reason_en"`
+	Severity string    `json:"severity"`
+	Audience string    `json:"audience"` // "care" (staff, grid worker, family) or "staff"
+	// Explanation is the data of the raised event, kept for the status
+	// page (thresholds, last-seen per sensor, data health, presence).
+	Explanation map[string]any `json:"explanation,omitempty"`
+}
+
+// elderState is everything the engine keeps per elder; it is persisted
+// as one small JSON value.
+type elderState struct {
+	V            int                     `json:"v"`
+	Seq          uint64                  `json:"seq"`
+	FirstSeen    time.Time               `json:"first_seen,omitzero"`
+	LastActivity time.Time               `json:"last_activity,omitzero"`
+	LastActBy    string                  `json:"last_activity_by,omitempty"`
+	LastDoor     time.Time               `json:"last_door,omitzero"`
+	LastMotion   time.Time               `json:"last_motion,omitzero"`
+	DoorOpen     bool                    `json:"door_open,omitempty"`
+	DoorOpenedAt time.Time               `json:"door_opened_at,omitzero"`
+	DoorClosedAt time.Time               `json:"door_closed_at,omitzero"`
+	Presence     Presence                `json:"presence"`
+	LeftAt       time.Time               `json:"left_at,omitzero"`
+	LeftAtNight  bool                    `json:"left_at_night,omitempty"`
+	NightKey     int64                   `json:"night_key,omitempty"`
+	NightOpens   int                     `json:"night_opens,omitempty"`
+	VisitStart   time.Time               `json:"visit_start,omitzero"`
+	VisitLast    time.Time               `json:"visit_last,omitzero"`
+	Doorbells    []time.Time             `json:"doorbells,omitempty"`
+	Mode         Mode                    `json:"mode"`
+	ResumedAt    time.Time               `json:"resumed_at,omitzero"` // last time a mode ended
+	Sensors      map[string]*sensorState `json:"sensors"`
+	Alerts       map[Rule]*Alert         `json:"alerts"`
+	// ArmFrom restarts a rule's window after a data gap made its
+	// previous window undecidable.
+	ArmFrom map[Rule]time.Time `json:"arm_from,omitempty"`
+	// NoData remembers the window start for which "no data" was said, so
+	// it is said once per window.
+	NoData   map[Rule]time.Time `json:"nodata,omitempty"`
+	Baseline baseline           `json:"baseline"`
+	LastHint time.Time          `json:"last_hint,omitzero"`
+}
+
+func newElderState() *elderState {
+	return &elderState{V: stateVersion, Presence: Presence{State: PresenceUnknown, Reason: "no sensor data yet", ReasonZh: "尚无传感器数据"},
+		Mode: Mode{Name: ModeNormal}, Sensors: map[string]*sensorState{}, Alerts: map[Rule]*Alert{},
+		ArmFrom: map[Rule]time.Time{}, NoData: map[Rule]time.Time{}}
+}
+
+// fixMaps makes maps decoded from older or partial JSON usable.
+func (s *elderState) fixMaps() {
+	if s.Sensors == nil {
+		s.Sensors = map[string]*sensorState{}
+	}
+	if s.Alerts == nil {
+		s.Alerts = map[Rule]*Alert{}
+	}
+	if s.ArmFrom == nil {
+		s.ArmFrom = map[Rule]time.Time{}
+	}
+	if s.NoData == nil {
+		s.NoData = map[Rule]time.Time{}
+	}
+	if s.Mode.Name == "" {
+		s.Mode.Name = ModeNormal
+	}
+}
+
+// gap is an interval in which the gateway recorded nothing.
+type gap struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+}
+
+// metaState is the engine-wide persisted state.
+type metaState struct {
+	V        int       `json:"v"`
+	Seq      uint64    `json:"seq"`
+	Now      time.Time `json:"now"`
+	Down     bool      `json:"down,omitempty"`
+	DownFrom time.Time `json:"down_from,omitzero"`
+	Gaps     []gap     `json:"gaps,omitempty"`
+}

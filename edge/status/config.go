@@ -1,0 +1,164 @@
+package status
+
+import (
+	"errors"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/lintel-edge/lintel/edge/config"
+)
+
+// Config is the status section of the gateway configuration.
+type Config struct {
+	// Disabled turns the page off entirely (no listener).
+	Disabled bool `yaml:"disabled"`
+	// Listen is host:port. The default binds loopback only: an installer
+	// opens it to the LAN deliberately (0.0.0.0:8080 or the LAN address).
+	Listen string `yaml:"listen"`
+	TLS    TLS    `yaml:"tls"`
+	// Session bounds how long a login lasts.
+	Session Session `yaml:"session"`
+	// AccountsFile holds accounts and API token hashes (default
+	// <data_dir>/accounts.json, mode 0600).
+	AccountsFile string `yaml:"accounts_file"`
+	Login        Login  `yaml:"login"`
+	// Language is the page language for a browser that has not chosen
+	// one: zh (default) or en.
+	Language string `yaml:"language"`
+}
+
+// TLS names a certificate and key in PEM files; both or neither.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Session is measured on the monotonic clock: a box without an RTC may
+// step its wall clock by years when NTP answers.
+type Session struct {
+	Idle     config.Duration `yaml:"idle"`     // default 30m
+	Lifetime config.Duration `yaml:"lifetime"` // default 12h
+}
+
+// Login throttles password guessing per account and per source address.
+type Login struct {
+	MaxFailures   int             `yaml:"max_failures"`    // per account within window; default 5
+	Window        config.Duration `yaml:"window"`          // default 15m
+	Lockout       config.Duration `yaml:"lockout"`         // default 15m
+	IPMaxFailures int             `yaml:"ip_max_failures"` // per source address within window; default 20
+}
+
+// Defaults.
+const (
+	DefaultListen        = "127.0.0.1:8080"
+	DefaultIdle          = 30 * time.Minute
+	DefaultLifetime      = 12 * time.Hour
+	DefaultMaxFailures   = 5
+	DefaultWindow        = 15 * time.Minute
+	DefaultLockout       = 15 * time.Minute
+	DefaultIPMaxFailures = 20
+	DefaultLanguage      = "zh"
+)
+
+// DefaultConfig returns the status section with every default; dataDir
+// places the accounts file.
+func DefaultConfig(dataDir string) Config {
+	return Config{
+		Listen:       DefaultListen,
+		Session:      Session{Idle: config.Duration(DefaultIdle), Lifetime: config.Duration(DefaultLifetime)},
+		AccountsFile: filepath.Join(dataDir, "accounts.json"),
+		Login: Login{MaxFailures: DefaultMaxFailures, Window: config.Duration(DefaultWindow),
+			Lockout: config.Duration(DefaultLockout), IPMaxFailures: DefaultIPMaxFailures},
+		Language: DefaultLanguage,
+	}
+}
+
+func init() { config.RegisterSection("status", validateSection) }
+
+// decoded keeps the section as validated at load, per configuration, so
+// the daemon uses exactly what `lintel check` accepted (config.Reporter has
+// no exported constructor to decode it a second time).
+var decoded sync.Map // *config.Config → Config
+
+func validateSection(r *config.Reporter, c *config.Config, n config.Node) {
+	before := r.Len()
+	sc := Decode(r, c, n)
+	if r.Len() == before {
+		decoded.Store(c, sc)
+	}
+}
+
+// FromConfig returns the validated status section of a loaded
+// configuration. A configuration built in code (no status section) gets
+// the defaults.
+func FromConfig(c *config.Config) (Config, error) {
+	if v, ok := decoded.Load(c); ok {
+		return v.(Config), nil
+	}
+	if c.Status.IsZero() {
+		return DefaultConfig(c.Gateway.DataDir), nil
+	}
+	return Config{}, errors.New("status section was not validated: load the configuration with config.Load or config.Parse")
+}
+
+// Decode decodes and checks the status section (defaults applied) and
+// reports problems to r. It does no I/O: files named here are opened when
+// the server starts.
+func Decode(r *config.Reporter, c *config.Config, n config.Node) Config {
+	sc := DefaultConfig(c.Gateway.DataDir)
+	n.Decode(r, &sc)
+	p := n.Path()
+	if p == "" {
+		p = "status"
+	}
+	if host, port, err := net.SplitHostPort(sc.Listen); err != nil {
+		r.At(p+".listen", "%q: want host:port, e.g. 127.0.0.1:8080 or 0.0.0.0:8443", sc.Listen)
+	} else {
+		if pn, err := strconv.Atoi(port); err != nil || pn < 0 || pn > 65535 {
+			r.At(p+".listen", "%q: port must be 0–65535", sc.Listen)
+		}
+		if host != "" && net.ParseIP(host) == nil && host != "localhost" {
+			r.At(p+".listen", "%q: want an IP address (a name would need DNS at boot)", sc.Listen)
+		}
+	}
+	if (sc.TLS.CertFile == "") != (sc.TLS.KeyFile == "") {
+		r.At(p+".tls", "give both cert_file and key_file, or neither")
+	}
+	for k, f := range map[string]string{"cert_file": sc.TLS.CertFile, "key_file": sc.TLS.KeyFile} {
+		if f != "" && !filepath.IsAbs(f) {
+			r.At(p+".tls."+k, "%q: want an absolute path", f)
+		}
+	}
+	if d := sc.Session.Idle.Std(); d < time.Minute || d > 24*time.Hour {
+		r.At(p+".session.idle", "%s: want between 1m and 24h", sc.Session.Idle)
+	}
+	if d := sc.Session.Lifetime.Std(); d < sc.Session.Idle.Std() || d > 30*24*time.Hour {
+		r.At(p+".session.lifetime", "%s: want at least session.idle and at most 720h", sc.Session.Lifetime)
+	}
+	// Only an accounts_file written in the file is reported: the default
+	// derives from gateway.data_dir, which reports its own problem.
+	if r.Has(p+".accounts_file") && !filepath.IsAbs(sc.AccountsFile) {
+		r.At(p+".accounts_file", "%q: want an absolute path", sc.AccountsFile)
+	}
+	if sc.Login.MaxFailures < 1 || sc.Login.MaxFailures > 100 {
+		r.At(p+".login.max_failures", "%d: want 1–100", sc.Login.MaxFailures)
+	}
+	if sc.Login.IPMaxFailures < 1 || sc.Login.IPMaxFailures > 10000 {
+		r.At(p+".login.ip_max_failures", "%d: want 1–10000", sc.Login.IPMaxFailures)
+	}
+	if d := sc.Login.Window.Std(); d < time.Second || d > 24*time.Hour {
+		r.At(p+".login.window", "%s: want between 1s and 24h", sc.Login.Window)
+	}
+	if d := sc.Login.Lockout.Std(); d < time.Second || d > 24*time.Hour {
+		r.At(p+".login.lockout", "%s: want between 1s and 24h", sc.Login.Lockout)
+	}
+	switch sc.Language {
+	case "zh", "en":
+	default:
+		r.At(p+".language", "%q: want zh or en", sc.Language)
+	}
+	return sc
+}

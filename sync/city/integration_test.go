@@ -1,0 +1,200 @@
+package city
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/lintel-edge/lintel/edge/event"
+)
+
+// statusWatcher records the retained status messages of gw-01.
+type statusWatcher struct {
+	mu   sync.Mutex
+	msgs []Status
+}
+
+func watchStatus(t *testing.T, b *broker, topic string) *statusWatcher {
+	t.Helper()
+	w := &statusWatcher{}
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(b.url()).SetClientID("status-watch").SetAutoReconnect(false))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("status watcher connect: %v", tok.Error())
+	}
+	tok := c.Subscribe(topic, 1, func(_ mqtt.Client, m mqtt.Message) {
+		var s Status
+		if err := json.Unmarshal(m.Payload(), &s); err != nil {
+			t.Errorf("bad status json: %v", err)
+			return
+		}
+		w.mu.Lock()
+		w.msgs = append(w.msgs, s)
+		w.mu.Unlock()
+	})
+	tok.Wait()
+	t.Cleanup(func() { c.Disconnect(100) })
+	return w
+}
+
+func (w *statusWatcher) has(f func(Status) bool) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, s := range w.msgs {
+		if f(s) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestNormalFlow(t *testing.T) {
+	b := startBroker(t, nil)
+	st := openStore(t, t.TempDir())
+	t.Cleanup(func() { st.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	col := newCollector()
+	r := startReceiver(t, ctx, b, false, col)
+	ids := appendEvents(t, st, 20000, 97)
+	o := testOptions(b.url())
+	o.Batch.Linger = 50e6
+	s := runSink(t, ctx, st, o, nil)
+	sw := watchStatus(t, b, s.Topics().Status())
+	waitFor(t, 30*time.Second, "all events", func() bool { return col.count() >= len(ids) })
+	// Live events after the backlog, in small appends: linger batches them.
+	ids = append(ids, appendEvents(t, st, 50, 10)...)
+	waitFor(t, 10*time.Second, "live events", func() bool { return col.count() >= len(ids) })
+	waitFor(t, 10*time.Second, "cursor saved", func() bool { return st.Cursor("city") == st.LastSeq() })
+	checkDelivery(t, ids, col, r)
+	if !sw.has(func(s Status) bool {
+		return s.State == "online" && s.Boot == st.BootCount() && s.Gateway == "gw-01" && s.Version == "test" && s.Backlog["city"].Cursor > 0
+	}) {
+		t.Errorf("no online status with boot count and backlog: %+v", sw.msgs)
+	}
+	if s.BytesSent.Load() == 0 || s.Reconnects.Load() != 0 {
+		t.Errorf("bytes %d reconnects %d", s.BytesSent.Load(), s.Reconnects.Load())
+	}
+	cancel()
+	waitFor(t, 5*time.Second, "offline status on clean stop", func() bool {
+		return sw.has(func(s Status) bool { return s.State == "offline" })
+	})
+}
+
+func TestBrokerRestartMidDrain(t *testing.T) {
+	b := startBroker(t, nil)
+	st := openStore(t, t.TempDir())
+	t.Cleanup(func() { st.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	col := newCollector()
+	r := startReceiver(t, ctx, b, true, col)
+	ids := appendEvents(t, st, 20000, 0)
+	o := testOptions(b.url())
+	o.AckMode = AckApplication
+	o.AckTimeout = 1e9
+	o.Window = 4
+	s := runSink(t, ctx, st, o, nil)
+	for round := 0; round < 2; round++ {
+		want := len(ids) * (round + 1) / 3
+		waitFor(t, 30*time.Second, "part of the drain", func() bool { return col.count() >= want })
+		b.kill()
+		time.Sleep(300 * time.Millisecond)
+		b.start()
+	}
+	waitFor(t, 60*time.Second, "all events after broker restarts", func() bool { return col.count() >= len(ids) })
+	waitFor(t, 10*time.Second, "cursor saved", func() bool { return st.Cursor("city") == st.LastSeq() })
+	checkDelivery(t, ids, col, r)
+	if s.Reconnects.Load() == 0 {
+		t.Error("the sink never reconnected")
+	}
+	t.Logf("reconnects %d rewinds %d duplicates %d", s.Reconnects.Load(), s.Rewinds.Load(), r.Duplicates.Load())
+}
+
+func TestConnectionCutMidBatch(t *testing.T) {
+	b := startBroker(t, nil)
+	p := startProxy(t, strings.TrimPrefix(b.url(), "tcp://"))
+	st := openStore(t, t.TempDir())
+	t.Cleanup(func() { st.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	col := newCollector()
+	r := startReceiver(t, ctx, b, false, col)
+	ids := appendEvents(t, st, 20000, 0)
+	o := testOptions(p.url())
+	o.Gzip = false // large batches: a byte budget lands inside one
+	s := runSink(t, ctx, st, o, nil)
+	sw := watchStatus(t, b, s.Topics().Status())
+	for i := 0; i < 4; i++ {
+		want := len(ids) * (i + 1) / 6
+		waitFor(t, 30*time.Second, "part of the drain", func() bool { return col.count() >= want })
+		// A batch is ~60 KiB here: 20 000 bytes ends mid-message.
+		p.cutAfter(20000 + int64(i)*7919)
+		waitFor(t, 10*time.Second, "reconnect", func() bool { return s.Reconnects.Load() > uint64(i) })
+	}
+	waitFor(t, 60*time.Second, "all events after cuts", func() bool { return col.count() >= len(ids) })
+	checkDelivery(t, ids, col, r)
+	// The broker saw the connection drop without DISCONNECT: the will
+	// says offline, with the boot counter.
+	waitFor(t, 10*time.Second, "offline will", func() bool {
+		return sw.has(func(s Status) bool { return s.State == "offline" && s.Boot == st.BootCount() })
+	})
+	t.Logf("reconnects %d duplicates %d", s.Reconnects.Load(), r.Duplicates.Load())
+}
+
+func TestAlertLaneDuringDrain(t *testing.T) {
+	b := startBroker(t, nil)
+	st := openStore(t, t.TempDir())
+	t.Cleanup(func() { st.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	col := newCollector()
+	r := startReceiver(t, ctx, b, false, col)
+	ids := appendEvents(t, st, 30000, 0)
+	o := testOptions(b.url())
+	o.Batch.MaxEvents = 500
+	o.Batch.MaxBytes = 256 << 10
+	o.Window = 8
+	runSink(t, ctx, st, o, nil)
+	waitFor(t, 30*time.Second, "drain started", func() bool { return col.count() > 1000 })
+	var lat []time.Duration
+	for i := 0; i < 10 && col.count() < len(ids)-3000; i++ {
+		ev := event.New(event.ElderAlertRaised)
+		ev.Device = "sos-3-1-301"
+		if err := st.Append(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now()
+		ids = append(ids, ev.ID)
+		waitFor(t, 5*time.Second, "alert on the lane", func() bool {
+			col.mu.Lock()
+			defer col.mu.Unlock()
+			_, ok := col.alerts[ev.ID]
+			return ok
+		})
+		col.mu.Lock()
+		lat = append(lat, col.alerts[ev.ID].Sub(at))
+		col.mu.Unlock()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(lat) < 3 {
+		t.Fatalf("drain too fast to measure: %d alerts during it", len(lat))
+	}
+	worst := time.Duration(0)
+	for _, l := range lat {
+		worst = max(worst, l)
+	}
+	t.Logf("%d alerts during drain, worst latency %s", len(lat), worst)
+	if worst > time.Second {
+		t.Errorf("alert took %s, want ≤ 1s", worst)
+	}
+	waitFor(t, 60*time.Second, "all events", func() bool { return col.count() >= len(ids) })
+	checkDelivery(t, ids, col, r)
+	if r.Duplicates.Load() == 0 {
+		t.Error("alerts should also arrive in the ordered stream (as duplicates)")
+	}
+}

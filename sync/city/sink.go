@@ -1,0 +1,850 @@
+// Package city is the uplink to the community (city) platform over MQTT.
+//
+// The sink reads the durable event log from its own cursor and sends it in
+// batches on {prefix}/events/{json|gzip}, QoS 1, with a window of batches
+// in flight. The cursor advances only over a prefix of batches confirmed
+// on the connection that sent them: by the broker's PUBACK (ack_mode
+// puback) or by the platform's {epoch, seq} on {prefix}/ack (ack_mode
+// application). paho's AutoReconnect is off and each connection uses a new
+// client with a clean session, because with AutoReconnect paho completes
+// tokens at resend time, before the broker has the message (measured, see
+// docs/city-platform.md). Anything not confirmed is read again from the
+// log on the next connection: delivery is at least once and the platform
+// de-duplicates by event id.
+//
+// Events of severity alert or critical also go out at once on
+// {prefix}/alerts/json, ahead of any backlog; they are sent again in order
+// on the events topic. A retained {prefix}/status says online/offline (the
+// Last Will), and {prefix}/cmd carries commands whose results go to
+// {prefix}/cmd/result.
+package city
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/lintel-edge/lintel/edge"
+	"github.com/lintel-edge/lintel/edge/config"
+	"github.com/lintel-edge/lintel/edge/event"
+	"github.com/lintel-edge/lintel/edge/store"
+)
+
+// Log is what the sink needs of the event log; *store.Store implements it.
+type Log interface {
+	Read(sink string, after uint64, max int) ([]*event.Event, error)
+	Ack(ctx context.Context, sink string, seq uint64) error
+	Cursor(sink string) uint64
+	Epoch() string
+	BootCount() uint64
+	LastSeq() uint64
+	Subscribe(buf int) (<-chan *event.Event, func())
+	Stats() store.Stats
+}
+
+// Commander dispatches downlink commands; *edge.Commands implements it.
+type Commander interface {
+	Dispatch(ctx context.Context, name string, args json.RawMessage, actor, via string) (any, error)
+}
+
+// Deps is what a sink is built from besides its options.
+type Deps struct {
+	Name     string // cursor name in the log, normally "city"
+	Gateway  string
+	Compound string
+	Log      Log
+	Logger   *slog.Logger
+	Emit     edge.Emitter // audit events of built-in commands; may be nil
+	Commands Commander    // may be nil: every command but resend is unknown
+	Version  string
+	// Clock reads the wall clock and its quality; default edge.SystemClock.
+	Clock edge.Clock
+}
+
+// Sink is the city uplink component.
+type Sink struct {
+	d       Deps
+	o       Options
+	log     *slog.Logger
+	topics  Topics
+	client  string
+	enc     string
+	started time.Time
+
+	confirmed atomic.Uint64 // every seq up to here is delivered, in order
+	ackWake   chan struct{}
+	dataWake  chan struct{}
+	rewind    chan uint64
+	cmdq      chan []byte
+	conns     atomic.Uint64
+	cur       atomic.Pointer[mqttConn]
+
+	alertMu  sync.Mutex
+	alertQ   []*event.Event
+	alertNew chan struct{}
+
+	// Counters (read by tests, benchmarks and the status message).
+	BatchesSent atomic.Uint64
+	EventsSent  atomic.Uint64
+	BytesSent   atomic.Uint64 // payload bytes of event batches
+	AlertsSent  atomic.Uint64
+	Reconnects  atomic.Uint64
+	Rewinds     atomic.Uint64
+}
+
+type mqttConn struct {
+	c    mqtt.Client
+	conn uint64
+}
+
+// New builds a sink. It loads the TLS files once to fail early on a wrong
+// path; they are loaded again at every connection so renewed certificates
+// are picked up without a restart.
+func New(d Deps, o Options) (*Sink, error) {
+	if d.Log == nil || d.Logger == nil || d.Gateway == "" {
+		return nil, errors.New("city sink: log, logger and gateway are required")
+	}
+	if d.Name == "" {
+		d.Name = "city"
+	}
+	if d.Clock == nil {
+		d.Clock = edge.SystemClock{}
+	}
+	if o.ClientID == "" {
+		o.ClientID = d.Gateway
+	}
+	if o.UsesTLS() {
+		if _, err := o.tlsConfig(); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := url.Parse(o.Broker); err != nil {
+		return nil, fmt.Errorf("city sink: broker: %w", err)
+	}
+	s := &Sink{
+		d: d, o: o, log: d.Logger,
+		topics:   Topics{Prefix: ExpandPrefix(o.TopicPrefix, d.Compound, d.Gateway)},
+		client:   o.ClientID,
+		enc:      EncJSON,
+		started:  time.Now(),
+		ackWake:  make(chan struct{}, 1),
+		dataWake: make(chan struct{}, 1),
+		rewind:   make(chan uint64, 1),
+		cmdq:     make(chan []byte, 64),
+		alertNew: make(chan struct{}, 1),
+	}
+	if o.Gzip {
+		s.enc = EncGzip
+	}
+	return s, nil
+}
+
+// Topics returns the sink's topics.
+func (s *Sink) Topics() Topics { return s.topics }
+
+// Confirmed is the highest seq delivered in order.
+func (s *Sink) Confirmed() uint64 { return s.confirmed.Load() }
+
+func (o *Options) tlsConfig() (*tls.Config, error) { return o.TLS.Config() }
+
+// Config loads the files into a client TLS configuration: TLS 1.2 or
+// later, the CA bundle (or the system roots), and the client certificate
+// for mTLS.
+func (t TLSOptions) Config() (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // opt-in, warned at every connection
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read tls ca file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls ca file %s: no PEM certificates in it", t.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load tls client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// clockRetry is how often the sink re-checks an insane clock (a var for tests).
+var clockRetry = 5 * time.Second
+
+// Run delivers the log until ctx ends.
+func (s *Sink) Run(ctx context.Context) error {
+	s.confirmed.Store(s.d.Log.Cursor(s.d.Name))
+	sub, cancelSub := s.d.Log.Subscribe(4096)
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); s.watch(ctx, sub) }()
+	go func() { defer wg.Done(); s.acker(ctx) }()
+	go func() { defer wg.Done(); s.commands(ctx) }()
+	defer func() {
+		cancelSub()
+		wg.Wait()
+	}()
+
+	bo := newBackoff(s.o.Reconnect.Min.Std(), s.o.Reconnect.Max.Std())
+	clockWarned := false
+	for ctx.Err() == nil {
+		if s.o.UsesTLS() {
+			if now, _ := s.d.Clock.Now(); now.Before(edge.EarliestSane) {
+				// Certificate validity cannot be checked against a 1970
+				// clock: wait for time sync instead of failing hard.
+				if !clockWarned {
+					s.log.Warn("clock not set, tls connection deferred until time sync", "now", now.UTC().Format(time.RFC3339))
+					clockWarned = true
+				}
+				if !sleep(ctx, clockRetry) {
+					break
+				}
+				continue
+			}
+		}
+		clockWarned = false
+		t0 := time.Now()
+		err := s.session(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		if time.Since(t0) > 30*time.Second {
+			bo.reset()
+		}
+		s.Reconnects.Add(1)
+		wait := bo.next()
+		s.log.Warn("uplink connection ended, retrying", "err", err, "retry_in", wait.Round(time.Millisecond), "confirmed_seq", s.confirmed.Load())
+		if !sleep(ctx, wait) {
+			break
+		}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// watch feeds the alert lane and wakes the batcher on new events. The
+// subscription is lossy; a missed wake is covered by the poll in pump and
+// a missed alert still goes out in the ordered stream.
+func (s *Sink) watch(ctx context.Context, sub <-chan *event.Event) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-sub:
+			if !ok {
+				return
+			}
+			if ev.Severity.Urgent() {
+				s.queueAlert(ev)
+			}
+			poke(s.dataWake)
+		}
+	}
+}
+
+func poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// maxAlertQueue bounds alerts waiting for a connection; beyond it the
+// oldest leave the lane (they are still in the ordered stream).
+const maxAlertQueue = 10000
+
+func (s *Sink) queueAlert(ev *event.Event) {
+	s.alertMu.Lock()
+	if len(s.alertQ) >= maxAlertQueue {
+		s.alertQ = s.alertQ[1:]
+	}
+	s.alertQ = append(s.alertQ, ev)
+	s.alertMu.Unlock()
+	poke(s.alertNew)
+}
+
+// takeAlerts returns the queued alerts not yet delivered in order.
+func (s *Sink) takeAlerts() []*event.Event {
+	s.alertMu.Lock()
+	defer s.alertMu.Unlock()
+	conf := s.confirmed.Load()
+	var out []*event.Event
+	for _, ev := range s.alertQ {
+		if ev.Seq > conf {
+			out = append(out, ev)
+		}
+	}
+	s.alertQ = nil
+	return out
+}
+
+func (s *Sink) requeueAlerts(evs []*event.Event) {
+	s.alertMu.Lock()
+	s.alertQ = append(append([]*event.Event(nil), evs...), s.alertQ...)
+	if n := len(s.alertQ) - maxAlertQueue; n > 0 {
+		s.alertQ = s.alertQ[n:]
+	}
+	s.alertMu.Unlock()
+}
+
+// acker writes the confirmed position to the log, coalescing: the store
+// group-commits acks, but one per batch would still be a wasted fsync
+// each when the drain is fast.
+func (s *Sink) acker(ctx context.Context) {
+	last := s.d.Log.Cursor(s.d.Name)
+	flush := func(ctx context.Context) {
+		if c := s.confirmed.Load(); c > last {
+			if err := s.d.Log.Ack(ctx, s.d.Name, c); err != nil {
+				if ctx.Err() == nil {
+					s.log.Error("store ack failed", "seq", c, "err", err)
+				}
+				return
+			}
+			last = c
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			// The daemon stops sinks before closing the store: save the
+			// final position so a restart does not resend it.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			flush(fctx)
+			cancel()
+			return
+		case <-s.ackWake:
+			flush(ctx)
+		}
+	}
+}
+
+// confirm records in-order delivery up to seq.
+func (s *Sink) confirm(seq uint64) {
+	for {
+		c := s.confirmed.Load()
+		if seq <= c || s.confirmed.CompareAndSwap(c, seq) {
+			break
+		}
+	}
+	poke(s.ackWake)
+}
+
+// appAck is the platform's acknowledgement of one batch.
+type appAck struct {
+	Epoch string `json:"epoch"`
+	Seq   uint64 `json:"seq"`
+}
+
+// flight is one batch sent and not yet confirmed.
+type flight struct {
+	first, last uint64
+	tok         mqtt.Token
+	sent        time.Time
+	pubacked    bool
+	appacked    bool
+}
+
+// session runs one connection from connect to loss or ctx end.
+func (s *Sink) session(ctx context.Context) error {
+	conn := s.conns.Add(1)
+	boot := s.d.Log.BootCount()
+	opts := mqtt.NewClientOptions().
+		AddBroker(s.o.Broker).
+		SetClientID(s.client).
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetOrderMatters(false).
+		SetKeepAlive(s.o.KeepAlive.Std()).
+		SetPingTimeout(10*time.Second).
+		SetConnectTimeout(20*time.Second).
+		SetWriteTimeout(30*time.Second).
+		SetBinaryWill(s.topics.Status(), s.statusJSON("offline", boot, conn), 1, true)
+	if s.o.Username != "" {
+		opts.SetUsername(s.o.Username)
+		if !s.o.Password.IsZero() {
+			pw, err := s.o.Password.Reveal()
+			if err != nil {
+				return fmt.Errorf("read mqtt password (%s): %w", s.o.Password.Source(), err)
+			}
+			opts.SetPassword(pw)
+		}
+	}
+	if s.o.UsesTLS() {
+		tc, err := s.o.tlsConfig()
+		if err != nil {
+			return err
+		}
+		if tc.InsecureSkipVerify {
+			// Logged at every connection on purpose: this must not go
+			// unnoticed in production.
+			s.log.Warn("tls server verification is off (tls.insecure_skip_verify): anyone on the path can read and forge the uplink", "broker", config.RedactURL(s.o.Broker))
+		}
+		opts.SetTLSConfig(tc)
+	}
+	lost := make(chan error, 1)
+	opts.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+		select {
+		case lost <- err:
+		default:
+		}
+	})
+	c := mqtt.NewClient(opts)
+	if err := wait(ctx, c.Connect()); err != nil {
+		c.Disconnect(0)
+		return fmt.Errorf("connect %s: %w", config.RedactURL(s.o.Broker), err)
+	}
+	acks := make(chan appAck, 1024)
+	graceful := false
+	defer func() {
+		if graceful {
+			// Our own offline status: Disconnect suppresses the will.
+			t := c.Publish(s.topics.Status(), 1, true, s.statusJSON("offline", boot, conn))
+			t.WaitTimeout(time.Second)
+			c.Disconnect(250)
+		} else {
+			// Usually the connection is already gone and the broker
+			// publishes the will; otherwise (a log read error) the next
+			// connection's online status follows at once.
+			c.Disconnect(0)
+		}
+	}()
+	subs := map[string]byte{s.topics.Cmd(): 1}
+	if s.o.AckMode == AckApplication {
+		subs[s.topics.Ack()] = 1
+	}
+	if err := wait(ctx, c.SubscribeMultiple(subs, func(_ mqtt.Client, m mqtt.Message) {
+		switch m.Topic() {
+		case s.topics.Cmd():
+			select {
+			case s.cmdq <- m.Payload():
+			default:
+				s.log.Warn("command queue full, command dropped")
+			}
+		case s.topics.Ack():
+			var a appAck
+			if json.Unmarshal(m.Payload(), &a) != nil {
+				s.log.Warn("bad ack message ignored", "bytes", len(m.Payload()))
+				return
+			}
+			select {
+			case acks <- a:
+			default: // the ack timeout resends what this loses
+			}
+		}
+	})); err != nil {
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	mc := &mqttConn{c: c, conn: conn}
+	s.cur.Store(mc)
+	defer s.cur.CompareAndSwap(mc, nil)
+	s.log.Info("uplink connected", "broker", config.RedactURL(s.o.Broker), "conn", conn, "confirmed_seq", s.confirmed.Load())
+
+	sctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.statusLoop(sctx, c, boot, conn) }()
+	go func() { defer wg.Done(); s.alertLane(sctx, c) }()
+	err := s.pump(sctx, c, lost, acks)
+	cancel()
+	wg.Wait()
+	if ctx.Err() != nil {
+		graceful = true
+		return nil
+	}
+	return err
+}
+
+// wait waits for a token or ctx.
+func wait(ctx context.Context, t mqtt.Token) error {
+	select {
+	case <-t.Done():
+		return t.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// pollEvery bounds how long new events can sit unseen when the lossy
+// subscription skipped the wake-up.
+const pollEvery = time.Second
+
+// pump sends the ordered stream on one connection.
+func (s *Sink) pump(ctx context.Context, c mqtt.Client, lost <-chan error, acks <-chan appAck) error {
+	epoch := s.d.Log.Epoch()
+	h := header{lane: LaneEvents, gateway: s.d.Gateway, compound: s.d.Compound, epoch: epoch}
+	topic := s.topics.Events(s.enc)
+	maxEv := s.o.Batch.MaxEvents
+	maxBytes := int(s.o.Batch.MaxBytes)
+	linger := s.o.Batch.Linger.Std()
+	appMode := s.o.AckMode == AckApplication
+	next := s.confirmed.Load()
+	var inflight []*flight
+	var partial time.Time // when a short batch was first seen
+	timer := time.NewTimer(pollEvery)
+	defer timer.Stop()
+	encoded := make([][]byte, 0, maxEv)
+	for {
+		wakeIn := pollEvery
+		// Fill the window.
+		for len(inflight) < s.o.Window {
+			evs, err := s.d.Log.Read(s.d.Name, next, maxEv)
+			if err != nil {
+				return fmt.Errorf("read log: %w", err)
+			}
+			if len(evs) == 0 {
+				partial = time.Time{}
+				break
+			}
+			if len(evs) < maxEv && linger > 0 {
+				if partial.IsZero() {
+					partial = time.Now()
+				}
+				if w := linger - time.Since(partial); w > 0 {
+					wakeIn = min(wakeIn, w)
+					break
+				}
+			}
+			partial = time.Time{}
+			encoded = encoded[:0]
+			size := 0
+			n := 0
+			for _, ev := range evs {
+				js, err := ev.MarshalJSON()
+				if err != nil {
+					return fmt.Errorf("encode event %d: %w", ev.Seq, err)
+				}
+				if n > 0 && size+len(js) > maxBytes {
+					break
+				}
+				encoded = append(encoded, js)
+				size += len(js) + 1
+				n++
+			}
+			first, last := evs[0].Seq, evs[n-1].Seq
+			payload, err := encodeBatch(h, next, first, last, encoded, time.Now(), s.o.Gzip)
+			if err != nil {
+				return err
+			}
+			tok := c.Publish(topic, 1, false, payload)
+			inflight = append(inflight, &flight{first: first, last: last, tok: tok, sent: time.Now()})
+			s.BatchesSent.Add(1)
+			s.EventsSent.Add(uint64(n))
+			s.BytesSent.Add(uint64(len(payload)))
+			next = last
+		}
+		// Confirm the head of the window as far as possible.
+		for len(inflight) > 0 {
+			f := inflight[0]
+			if !f.pubacked {
+				if !isDone(f.tok) {
+					break
+				}
+				if err := f.tok.Error(); err != nil {
+					return fmt.Errorf("publish batch %d..%d: %w", f.first, f.last, err)
+				}
+				f.pubacked = true
+			}
+			if appMode && !f.appacked {
+				break
+			}
+			s.confirm(f.last)
+			inflight = inflight[1:]
+		}
+		var headDone <-chan struct{}
+		if len(inflight) > 0 {
+			f := inflight[0]
+			if !f.pubacked {
+				headDone = f.tok.Done()
+			} else if appMode {
+				if w := time.Until(f.sent.Add(s.o.AckTimeout.Std())); w <= 0 {
+					s.log.Warn("no platform ack in time, resending from the confirmed seq", "batch_first", f.first, "batch_last", f.last, "confirmed_seq", s.confirmed.Load(), "ack_timeout", s.o.AckTimeout.Std())
+					s.Rewinds.Add(1)
+					inflight = inflight[:0]
+					next = s.confirmed.Load()
+					continue
+				} else {
+					wakeIn = min(wakeIn, w)
+				}
+			}
+		}
+		timer.Reset(wakeIn)
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-lost:
+			return fmt.Errorf("connection lost: %w", err)
+		case <-headDone:
+		case a := <-acks:
+			if a.Epoch == epoch {
+				for _, f := range inflight {
+					if f.last == a.Seq {
+						f.appacked = true
+					}
+				}
+			}
+		case from := <-s.rewind:
+			s.Rewinds.Add(1)
+			inflight = inflight[:0]
+			// Never skip ahead of what is confirmed: that would lose the
+			// events in between.
+			next = min(from-1, s.confirmed.Load())
+			partial = time.Time{}
+		case <-s.dataWake:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+func isDone(t mqtt.Token) bool {
+	select {
+	case <-t.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// alertLane publishes urgent events as soon as they are durable, on the
+// same connection as the backlog but without waiting behind its window.
+func (s *Sink) alertLane(ctx context.Context, c mqtt.Client) {
+	topic := s.topics.Alerts(EncJSON)
+	h := header{lane: LaneAlerts, gateway: s.d.Gateway, compound: s.d.Compound, epoch: s.d.Log.Epoch()}
+	poke(s.alertNew) // alerts queued while disconnected go first
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.alertNew:
+		}
+		evs := s.takeAlerts()
+		if len(evs) == 0 {
+			continue
+		}
+		toks := make([]mqtt.Token, len(evs))
+		for i, ev := range evs {
+			js, err := ev.MarshalJSON()
+			if err != nil {
+				s.log.Error("encode alert", "seq", ev.Seq, "err", err)
+				continue
+			}
+			p, _ := encodeBatch(h, ev.Seq-1, ev.Seq, ev.Seq, [][]byte{js}, time.Now(), false)
+			toks[i] = c.Publish(topic, 1, false, p)
+		}
+		var failed []*event.Event
+		for i, t := range toks {
+			if t == nil {
+				continue
+			}
+			if err := wait(ctx, t); err != nil {
+				failed = append(failed, evs[i])
+				continue
+			}
+			s.AlertsSent.Add(1)
+		}
+		if len(failed) > 0 {
+			// The connection is going down; the next one sends them first.
+			s.requeueAlerts(failed)
+			return
+		}
+	}
+}
+
+// Status is the retained message on {prefix}/status. A consumer keeps
+// the message with the highest (boot, conn): an offline will from an
+// older connection that arrives late never overrides a newer online.
+type Status struct {
+	State    string                  `json:"state"` // online | offline
+	Gateway  string                  `json:"gateway"`
+	Compound string                  `json:"compound"`
+	Boot     uint64                  `json:"boot"` // store boot counter
+	Conn     uint64                  `json:"conn"` // connection number within this boot
+	Version  string                  `json:"version,omitempty"`
+	Time     time.Time               `json:"time"`
+	Clock    event.TimeQuality       `json:"clock"`
+	UptimeS  int64                   `json:"uptime_s"`
+	Epoch    string                  `json:"epoch,omitempty"`
+	LastSeq  uint64                  `json:"last_seq,omitempty"`
+	Backlog  map[string]BacklogState `json:"backlog,omitempty"`
+}
+
+// BacklogState is one sink's undelivered part of the log.
+type BacklogState struct {
+	Cursor     uint64  `json:"cursor"`
+	Events     uint64  `json:"events"`       // upper bound: dropped seqs count
+	OldestAgeS float64 `json:"oldest_age_s"` // store-monotonic age of the oldest unacked event
+}
+
+func (s *Sink) statusJSON(state string, boot, conn uint64) []byte {
+	now, q := s.d.Clock.Now()
+	st := Status{
+		State: state, Gateway: s.d.Gateway, Compound: s.d.Compound, Boot: boot, Conn: conn,
+		Version: s.d.Version, Time: now.UTC().Truncate(time.Millisecond), Clock: q,
+		UptimeS: int64(time.Since(s.started).Seconds()),
+	}
+	if state == "online" {
+		ls := s.d.Log.Stats()
+		st.Epoch, st.LastSeq = ls.Epoch, ls.LastSeq
+		st.Backlog = map[string]BacklogState{}
+		for name, ss := range ls.Sinks {
+			st.Backlog[name] = BacklogState{Cursor: ss.Cursor, Events: ss.Backlog, OldestAgeS: ss.OldestUnackedAge.Seconds()}
+		}
+	}
+	b, _ := json.Marshal(st)
+	return b
+}
+
+func (s *Sink) statusLoop(ctx context.Context, c mqtt.Client, boot, conn uint64) {
+	t := time.NewTicker(s.o.StatusInterval.Std())
+	defer t.Stop()
+	for {
+		tok := c.Publish(s.topics.Status(), 1, true, s.statusJSON("online", boot, conn))
+		if err := wait(ctx, tok); err != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// commands applies downlink commands one at a time, in arrival order.
+func (s *Sink) commands(ctx context.Context) {
+	recent := newResultCache(256)
+	for {
+		var msg []byte
+		select {
+		case <-ctx.Done():
+			return
+		case msg = <-s.cmdq:
+		}
+		cmd, err := DecodeCommand(msg)
+		res := CommandResult{ID: cmd.ID, Command: cmd.Command}
+		if err == nil {
+			if prev, ok := recent.get(cmd.ID); ok {
+				// A QoS 1 redelivery or a platform retry: answer again,
+				// apply once.
+				s.publishResult(prev)
+				continue
+			}
+			var out any
+			if cmd.Command == CmdResend {
+				out, err = s.resend(ctx, cmd)
+			} else if s.d.Commands == nil {
+				err = fmt.Errorf("%w %q", edge.ErrUnknownCommand, cmd.Command)
+			} else {
+				out, err = s.d.Commands.Dispatch(ctx, cmd.Command, cmd.Args, cmd.Actor, "mqtt")
+			}
+			res.Result = out
+		}
+		if err != nil {
+			res.Error = err.Error()
+			s.log.Warn("downlink command refused", "id", cmd.ID, "command", cmd.Command, "err", err)
+		} else {
+			res.OK = true
+			s.log.Info("downlink command applied", "id", cmd.ID, "command", cmd.Command, "actor", cmd.Actor)
+		}
+		if cmd.ID != "" {
+			recent.put(cmd.ID, res)
+		}
+		s.publishResult(res)
+	}
+}
+
+func (s *Sink) publishResult(res CommandResult) {
+	mc := s.cur.Load()
+	if mc == nil {
+		return // the platform times out and retries with the same id
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		b, _ = json.Marshal(CommandResult{ID: res.ID, Command: res.Command, OK: res.OK, Error: "result not encodable"})
+	}
+	mc.c.Publish(s.topics.CmdResult(), 1, false, b)
+}
+
+func (s *Sink) resend(ctx context.Context, cmd Command) (any, error) {
+	a, err := decodeResend(cmd.Args, s.d.Log.LastSeq())
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-s.rewind: // a newer request replaces an unserved one
+	default:
+	}
+	s.rewind <- a.FromSeq
+	poke(s.dataWake)
+	if s.d.Emit != nil {
+		ev := event.New(event.CommandApplied).WithData(map[string]any{
+			"command": cmd.Command, "actor": cmd.Actor, "via": "mqtt", "args": cmd.Args,
+		})
+		if err := s.d.Emit.Emit(ctx, ev); err != nil {
+			return nil, fmt.Errorf("resend applied but audit event not recorded: %w", err)
+		}
+	}
+	// The log deletes a record once every sink has acked it: what was
+	// already deleted cannot be resent, and the result says so.
+	out := map[string]uint64{"from_seq": a.FromSeq, "last_seq": s.d.Log.LastSeq()}
+	if evs, err := s.d.Log.Read(s.d.Name, a.FromSeq-1, 1); err == nil && len(evs) == 1 {
+		out["first_available_seq"] = evs[0].Seq
+	}
+	return out, nil
+}
+
+// resultCache remembers the last results by command id.
+type resultCache struct {
+	max   int
+	order []string
+	m     map[string]CommandResult
+}
+
+func newResultCache(n int) *resultCache {
+	return &resultCache{max: n, m: map[string]CommandResult{}}
+}
+
+func (c *resultCache) get(id string) (CommandResult, bool) { r, ok := c.m[id]; return r, ok }
+
+func (c *resultCache) put(id string, r CommandResult) {
+	if _, ok := c.m[id]; !ok {
+		c.order = append(c.order, id)
+		if len(c.order) > c.max {
+			delete(c.m, c.order[0])
+			c.order = c.order[1:]
+		}
+	}
+	c.m[id] = r
+}
