@@ -98,7 +98,7 @@ func TestCheckPrintRedacts(t *testing.T) {
 	cfg := filepath.Join(dir, "c.yaml")
 	os.WriteFile(cfg, []byte("gateway: {id: gw-1, compound: c-1, data_dir: "+dir+"}\n"), 0o600)
 	code, out, errOut := runCLI(t, "check", "-c", cfg, "--print")
-	if code != 0 || !strings.Contains(out, "max_bytes: 256MiB") || !strings.Contains(out, "flush_window: 20ms") {
+	if code != 0 || !strings.Contains(out, "max_bytes: 256MiB") || !strings.Contains(out, "flush_window: 10ms") {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
 }

@@ -126,7 +126,7 @@ const (
 	DefaultDataDir     = "/var/lib/lintel"
 	DefaultMaxBytes    = Size(256 << 20)
 	DefaultMaxAge      = Duration(30 * 24 * 3600 * 1e9)
-	DefaultFlushWindow = Duration(20 * 1e6)
+	DefaultFlushWindow = Duration(10 * 1e6)
 	DefaultHistory     = Duration(7 * 24 * 3600 * 1e9)
 )
 

@@ -181,6 +181,7 @@ func TestOneMetaPageDamagedRecovers(t *testing.T) {
 
 // Random damage anywhere must never crash Open or leave it unusable.
 func TestRandomDamageNeverCrashes(t *testing.T) {
+	t.Parallel()
 	for seed := range uint64(12) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			o, _ := corruptFixture(t)

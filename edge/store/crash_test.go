@@ -25,6 +25,12 @@ import (
 // value is the store path.
 const crashChildEnv = "LINTEL_STORE_CRASH_CHILD"
 
+// crashModeEnv selects how the child writes: "fast" (closed-loop
+// appenders, batches of a few requests) or "trickle" (paced appenders, a
+// 20 ms window); with a "+foldkill" suffix the child also SIGKILLs itself
+// now and then between the steps of a journal fold.
+const crashModeEnv = "LINTEL_STORE_CRASH_MODE"
+
 func TestMain(m *testing.M) {
 	if path := os.Getenv(crashChildEnv); path != "" {
 		os.Exit(crashChild(path))
@@ -46,14 +52,39 @@ func crashData(device string) []byte {
 	return fmt.Appendf(nil, `{"chk":%d,"pad":%q}`, crc32.ChecksumIEEE([]byte(device)), strings.Repeat("x", 120))
 }
 
-// crashChild appends at full speed from several goroutines and acks now
-// and then; after each Append or Ack returns it writes one line to stdout:
-// "A first last g n" or "K seq". The parent kills it with SIGKILL.
+// crashChild appends from several goroutines, acks and puts state now
+// and then; after each Append, Ack or PutState returns it writes one line
+// to stdout: "A first last g n", "K seq" or "S version". The parent kills
+// it with SIGKILL. The journal is small and folds every 40 ms, so kills
+// land in journal writes, in folds and in a full journal.
 func crashChild(path string) int {
-	s, err := Open(Options{
+	mode := os.Getenv(crashModeEnv)
+	trickle := strings.HasPrefix(mode, "trickle")
+	if strings.HasSuffix(mode, "+foldkill") {
+		rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+		var folds int
+		foldHook = func(stage int) {
+			if stage == 1 {
+				folds++
+			}
+			// Never in the first fold, which may be Open's replay: the
+			// child must print its epoch first.
+			if folds > 1 && rng.IntN(4) == 0 {
+				_, _ = fmt.Fprintf(os.Stdout, "F %d\n", stage)
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				select {}
+			}
+		}
+	}
+	o := Options{
 		Path: path, Gateway: "gw-crash", Compound: "c", Sinks: []string{crashSink},
 		FlushWindow: 3 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
-	})
+		walSize: 64 << 10, walFoldEvery: 40 * time.Millisecond,
+	}
+	if trickle {
+		o.FlushWindow = 20 * time.Millisecond
+	}
+	s, err := Open(o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open:", err)
 		return 3
@@ -66,9 +97,16 @@ func crashChild(path string) int {
 		outMu.Unlock()
 	}
 	say("E %s", s.Epoch())
-	for g := range crashAppenders {
+	appenders := crashAppenders
+	if trickle {
+		appenders = 8
+	}
+	for g := range appenders {
 		go func() {
 			for n := 0; ; n++ {
+				if trickle {
+					time.Sleep(time.Duration(5+(g*7+n*13)%40) * time.Millisecond)
+				}
 				evs := make([]*event.Event, 1+n%3)
 				for j := range evs {
 					dev := crashDevice(g, n, j)
@@ -86,8 +124,19 @@ func crashChild(path string) int {
 			}
 		}()
 	}
+	ver, _, _, err := s.GetState("crash", "k")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "get state:", err)
+		return 6
+	}
 	for {
 		time.Sleep(15 * time.Millisecond)
+		ver++
+		if err := s.PutState(context.Background(), "crash", "k", ver, fmt.Appendf(nil, "v%d", ver)); err != nil {
+			fmt.Fprintln(os.Stderr, "put state:", err)
+			os.Exit(7)
+		}
+		say("S %d", ver)
 		if last := s.LastSeq(); last > crashAckLag {
 			if err := s.Ack(context.Background(), crashSink, last-crashAckLag); err != nil {
 				fmt.Fprintln(os.Stderr, "ack:", err)
@@ -105,17 +154,20 @@ func TestCrashKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test spawns processes")
 	}
+	t.Parallel() // mostly waits on its children: overlaps with TestModel
 	const cycles = 32
 	path := filepath.Join(t.TempDir(), "crash.db")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	expected := map[uint64]string{} // seq -> device, for every reported append
 	var epoch string
-	var maxAck, maxReported uint64
+	var maxAck, maxReported, maxState uint64
+	selfKills, replayed := 0, 0
 	var totalReported int
 	start := time.Now()
 	for cycle := range cycles {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+path)
+		mode := []string{"fast", "trickle", "fast+foldkill", "trickle+foldkill"}[cycle%4]
+		cmd.Env = append(os.Environ(), crashChildEnv+"="+path, crashModeEnv+"="+mode)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		stdout, err := cmd.StdoutPipe()
@@ -147,16 +199,21 @@ func TestCrashKill9(t *testing.T) {
 			select {
 			case <-firstLine:
 			case <-time.After(20 * time.Second):
-				t.Fatalf("cycle %d: child printed nothing: %s", cycle, stderr.String())
+				_ = cmd.Process.Kill()
+				<-lines
+				_ = cmd.Wait()
+				t.Fatalf("cycle %d (%s): child printed nothing: %s", cycle, mode, stderr.String())
 			}
 		}
 		time.Sleep(time.Duration(3+rng.IntN(300)) * time.Millisecond)
 		_ = cmd.Process.Signal(syscall.SIGKILL)
+		// Read to EOF (the dead child's end of the pipe closes) before
+		// Wait, which closes ours and would drop unread lines.
+		out := <-lines
 		werr := cmd.Wait()
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
-			t.Fatalf("cycle %d: child exited on its own (%v): %s", cycle, werr, stderr.String())
+			t.Fatalf("cycle %d (%s): child exited on its own (%v): %s", cycle, mode, werr, stderr.String())
 		}
-		out := <-lines
 		for _, l := range out {
 			f := strings.Fields(l)
 			switch f[0] {
@@ -168,6 +225,10 @@ func TestCrashKill9(t *testing.T) {
 				}
 			case "K":
 				maxAck = max(maxAck, atou(t, f[1]))
+			case "S":
+				maxState = max(maxState, atou(t, f[1]))
+			case "F":
+				selfKills++
 			case "A":
 				first, last, g, n := atou(t, f[1]), atou(t, f[2]), int(atou(t, f[3])), int(atou(t, f[4]))
 				for seq := first; seq <= last; seq++ {
@@ -181,10 +242,13 @@ func TestCrashKill9(t *testing.T) {
 				}
 			}
 		}
-		verifyAfterCrash(t, cycle, path, epoch, expected, maxAck, maxReported)
+		replayed += verifyAfterCrash(t, cycle, path, epoch, expected, maxAck, maxReported, maxState)
 	}
-	t.Logf("%d kill/reopen cycles, %d appends reported durable, last seq %d, last ack %d, %s",
-		cycles, totalReported, maxReported, maxAck, time.Since(start).Round(time.Millisecond))
+	if replayed == 0 {
+		t.Fatal("no journal frame was ever replayed: the test did not exercise the journal")
+	}
+	t.Logf("%d kill/reopen cycles (%d self-kills inside a fold, %d journal frames replayed), %d appends reported durable, last seq %d, last ack %d, state version %d, %s",
+		cycles, selfKills, replayed, totalReported, maxReported, maxAck, maxState, time.Since(start).Round(time.Millisecond))
 }
 
 func atou(t *testing.T, s string) uint64 {
@@ -196,13 +260,15 @@ func atou(t *testing.T, s string) uint64 {
 	return v
 }
 
-func verifyAfterCrash(t *testing.T, cycle int, path, epoch string, expected map[uint64]string, maxAck, maxReported uint64) {
+func verifyAfterCrash(t *testing.T, cycle int, path, epoch string, expected map[uint64]string, maxAck, maxReported, maxState uint64) (replayed int) {
 	t.Helper()
-	s, err := Open(Options{Path: path, Gateway: "gw-crash", Compound: "c", Sinks: []string{crashSink}, Logger: slog.New(slog.DiscardHandler)})
+	s, err := Open(Options{Path: path, Gateway: "gw-crash", Compound: "c", Sinks: []string{crashSink},
+		Logger: slog.New(slog.DiscardHandler), walSize: 64 << 10})
 	if err != nil {
 		t.Fatalf("cycle %d: reopen: %v", cycle, err)
 	}
 	defer s.Close()
+	replayed = s.walReplayed
 	if q := s.Quarantined(); q != "" {
 		t.Fatalf("cycle %d: store quarantined after kill -9 (moved to %s)", cycle, q)
 	}
@@ -211,6 +277,12 @@ func verifyAfterCrash(t *testing.T, cycle int, path, epoch string, expected map[
 	}
 	if err := s.Check(); err != nil {
 		t.Fatalf("cycle %d: %v", cycle, err)
+	}
+	if ver, val, ok, err := s.GetState("crash", "k"); err != nil || uint64(ver) < maxState || ok && string(val) != fmt.Sprintf("v%d", ver) {
+		t.Fatalf("cycle %d: state version %d %q %v %v, but version %d was reported durable", cycle, ver, val, ok, err, maxState)
+	}
+	if s.walQuarantined != "" {
+		t.Fatalf("cycle %d: journal moved aside after kill -9: %s", cycle, s.walReason)
 	}
 	cur := s.Cursor(crashSink)
 	if cur < maxAck {
@@ -252,4 +324,5 @@ func verifyAfterCrash(t *testing.T, cycle int, path, epoch string, expected map[
 			delete(expected, seq) // acked and deleted: nothing left to check
 		}
 	}
+	return replayed
 }

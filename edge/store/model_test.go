@@ -44,20 +44,28 @@ var modelSinks = []string{"a", "b"}
 // the model, cursors never move back, important records are not dropped
 // while telemetry exists, every drop is accounted.
 func TestModel(t *testing.T) {
-	var drops, important atomic.Uint64
-	defer func() { t.Logf("records dropped across runs: %d (important %d)", drops.Load(), important.Load()) }()
+	t.Parallel()
+	var drops, important, replayed, folds atomic.Uint64
+	defer func() {
+		t.Logf("records dropped across runs: %d (important %d); journal frames replayed %d; folds %d",
+			drops.Load(), important.Load(), replayed.Load(), folds.Load())
+	}()
 	rapid.Check(t, func(rt *rapid.T) {
 		dir := t.TempDir()
 		o := Options{
 			Path: filepath.Join(dir, "m.db"), Gateway: "gw-m", Compound: "c", Sinks: modelSinks,
 			MaxBytes:    rapid.SampledFrom([]int64{1500, 4000, 1 << 20}).Draw(rt, "max_bytes"),
 			FlushWindow: time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+			// A small journal that folds often: folds, a full journal and
+			// replay after a crash all happen within a run.
+			walSize:      rapid.SampledFrom([]int64{16 << 10, 64 << 10}).Draw(rt, "wal_size"),
+			walFoldBytes: rapid.SampledFrom([]int{2 << 10, 1 << 20}).Draw(rt, "wal_fold_bytes"),
 		}
 		s, err := Open(o)
 		if err != nil {
 			rt.Fatal(err)
 		}
-		defer func() { _ = s.Close() }()
+		defer func() { folds.Add(s.folds.Load()); _ = s.Close() }()
 		m := &logModel{present: map[uint64]string{}, class: map[uint64]byte{}, cursors: map[string]uint64{},
 			state: map[string]stateVal{}, epoch: s.Epoch(), boots: 1}
 		n := 0
@@ -129,6 +137,38 @@ func TestModel(t *testing.T) {
 				m.boots++
 				if s.Epoch() != m.epoch || s.BootCount() != m.boots || s.Quarantined() != "" {
 					rt.Fatalf("reopen: epoch %s boots %d quarantined %q", s.Epoch(), s.BootCount(), s.Quarantined())
+				}
+				m.reconcile(rt, s)
+			},
+			"fold": func(rt *rapid.T) {
+				// Flush folds the journal into bbolt and starts a new generation.
+				if err := s.Flush(ctx); err != nil {
+					rt.Fatal(err)
+				}
+				if s.ov.frames != 0 {
+					rt.Fatalf("journal holds %d frames after Flush", s.ov.frames)
+				}
+				m.reconcile(rt, s)
+			},
+			"crash_reopen": func(rt *rapid.T) {
+				// As after kill -9 between requests: no final fold, the
+				// journal frames must be replayed.
+				frames := s.ov.frames
+				s.abandon.Store(true)
+				if err := s.Close(); err != nil {
+					rt.Fatal(err)
+				}
+				s, err = Open(o)
+				if err != nil {
+					rt.Fatal(err)
+				}
+				m.boots++
+				if s.Epoch() != m.epoch || s.BootCount() != m.boots || s.Quarantined() != "" {
+					rt.Fatalf("crash reopen: epoch %s boots %d quarantined %q", s.Epoch(), s.BootCount(), s.Quarantined())
+				}
+				replayed.Add(uint64(s.walReplayed))
+				if s.walReplayed != frames {
+					rt.Fatalf("replayed %d journal frames, %d were written since the last fold", s.walReplayed, frames)
 				}
 				m.reconcile(rt, s)
 			},

@@ -60,6 +60,10 @@ func Open(opts Options) (*Store, error) {
 		}
 		s.quarantined = moved
 		s.log.Error("store file corrupt, quarantined", "path", opts.Path, "moved_to", moved, "reason", ce.reason)
+		// The journal belongs to the corrupt file: it goes with it.
+		if err := os.Rename(journalPath(opts.Path), moved+".wal"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("open store: quarantine journal: %w", err)
+		}
 		err = s.openFile()
 		if errors.As(err, &ce) {
 			return nil, fmt.Errorf("open store: fresh file after quarantine: %w", err)
@@ -68,9 +72,18 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.openJournal(); err != nil {
+		_ = s.db.Close()
+		_ = s.j.close()
+		return nil, err
+	}
+	s.publish(nil)
 	go s.run()
-	if s.quarantined != "" {
-		ev := event.New(event.StoreQuarantined).WithData(map[string]string{"moved_to": s.quarantined, "reason": reason})
+	for _, q := range [][2]string{{s.quarantined, reason}, {s.walQuarantined, s.walReason}} {
+		if q[0] == "" {
+			continue
+		}
+		ev := event.New(event.StoreQuarantined).WithData(map[string]string{"moved_to": q[0], "reason": q[1]})
 		if err := s.Append(context.Background(), ev); err != nil {
 			_ = s.Close()
 			return nil, fmt.Errorf("open store: record quarantine: %w", err)
@@ -339,6 +352,9 @@ func (s *Store) load(db *bolt.DB) error {
 		boots = binary.BigEndian.Uint64(m.Get(keyBoots)) + 1
 		s.elapsedBase = binary.BigEndian.Uint64(m.Get(keyElapsed))
 		w.lastSeq = binary.BigEndian.Uint64(m.Get(keyLastSeq))
+		if v := m.Get(keyWALGen); len(v) == 8 {
+			s.walFolded = binary.BigEndian.Uint64(v)
+		}
 		c := tx.Bucket(bucketEvents).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			seq := keySeq(k)
@@ -397,6 +413,11 @@ func (s *Store) load(db *bolt.DB) error {
 		return fmt.Errorf("open store: load: %w", err)
 	}
 	s.boots = boots
+	s.savedElapsed = s.elapsedBase
+	w.low = w.lastSeq // nothing stored at or below: records are deleted from the front
+	if w.records > 0 {
+		w.low = w.firstSeq - 1
+	}
 	s.elapsedStart = s.opts.Elapsed()
 	s.w = w
 	s.pub = w.clone()

@@ -30,6 +30,7 @@ func testOptions(t testing.TB, sinks ...string) Options {
 		Sinks:       sinks,
 		FlushWindow: 2 * time.Millisecond,
 		Logger:      slog.New(slog.DiscardHandler),
+		walSize:     256 << 10, // creating the default 2 MiB file per test adds up on a busy disk
 	}
 }
 

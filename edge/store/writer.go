@@ -25,6 +25,7 @@ var (
 	keyElapsed   = []byte("elapsed_ms")
 	keyLastSeq   = []byte("last_seq")
 	keyCreatedMS = []byte("created_wall_ms")
+	keyWALGen    = []byte("wal_gen") // journal generation folded into this file (see wal.go)
 )
 
 // fileFormat is the layout version of the bbolt file (buckets and keys).
@@ -38,6 +39,10 @@ const lowWaterPct = 90
 // while nothing is written, so a crash after a long idle spell loses at
 // most this much record age.
 const idleCommitEvery = 10 * time.Minute
+
+// elapsedSaveEvery is how often a commit also saves the elapsed counter
+// (see putMeta).
+const elapsedSaveEvery = time.Minute
 
 type op int
 
@@ -73,7 +78,7 @@ func (s *Store) run() {
 	defer close(s.writerDone)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	tick := time.NewTicker(s.maintenanceEvery())
+	tick := time.NewTicker(min(s.maintenanceEvery(), s.opts.walFoldEvery))
 	defer tick.Stop()
 	lastCommit := time.Now()
 	for {
@@ -81,12 +86,16 @@ func (s *Store) run() {
 		select {
 		case r, ok := <-s.reqs:
 			if !ok {
-				s.commitBatch(nil) // persist the elapsed counter
+				if s.abandon.Load() {
+					return
+				}
+				s.forceMeta = true
+				s.commitBatch(nil) // fold the journal, persist the elapsed counter
 				return
 			}
 			first = r
 		case <-tick.C:
-			if s.retentionDue() || time.Since(lastCommit) >= idleCommitEvery {
+			if s.retentionDue() || time.Since(lastCommit) >= idleCommitEvery || s.foldDue() {
 				s.commitBatch(nil)
 				lastCommit = time.Now()
 			}
@@ -147,6 +156,10 @@ func (s *Store) run() {
 			for r := range s.reqs { // closed: drains what is left
 				s.commitBatch([]*request{r})
 			}
+			if s.abandon.Load() {
+				return
+			}
+			s.forceMeta = true
 			s.commitBatch(nil)
 			return
 		}
@@ -183,6 +196,29 @@ func (s *Store) retentionDue() bool {
 // with its error and the rest retried; ErrMaxSizeReached makes room by
 // dropping old records and retries.
 func (s *Store) commitBatch(batch []*request) {
+	for s.useJournal(batch) {
+		bad, err := s.tryJournal(batch)
+		if err == nil {
+			for _, r := range batch {
+				r.done <- nil
+			}
+			return
+		}
+		if bad == nil {
+			break // full, over quota or failed: commit to bbolt
+		}
+		s.commitErrors.Add(1)
+		bad.done <- err
+		kept := batch[:0]
+		for _, r := range batch {
+			if r != bad {
+				kept = append(kept, r)
+			}
+		}
+		if batch = kept; len(batch) == 0 {
+			return
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		bad, err := s.tryCommit(batch)
 		if err == nil {
@@ -231,10 +267,22 @@ func (s *Store) emergencyDrop() error {
 	b := tx.Bucket(bucketEvents)
 	mono, wall := s.elapsedMS(), s.opts.Now().UnixMilli()
 	var out []*event.Event
+	folded, err := s.foldInto(tx, b)
+	if err != nil {
+		s.w = saved
+		return err
+	}
+	if folded && s.ov.acked {
+		if err := s.putCursors(tx); err != nil {
+			s.w = saved
+			return err
+		}
+	}
 	if err := s.dropOldest(tx, b, s.w.storedBytes*8/10, ReasonQuota, mono, wall, &out); err != nil {
 		s.w = saved
 		return err
 	}
+	s.elapsedPending = false
 	if err := s.putMeta(tx, mono); err != nil {
 		s.w = saved
 		return err
@@ -242,6 +290,10 @@ func (s *Store) emergencyDrop() error {
 	if err := tx.Commit(); err != nil {
 		s.w = saved
 		return err
+	}
+	s.metaSaved(mono)
+	if folded {
+		s.afterFold()
 	}
 	s.publish(out)
 	return nil
@@ -256,30 +308,37 @@ func (s *Store) tryCommit(batch []*request) (bad *request, err error) {
 			s.w = saved
 		}
 	}()
+	s.elapsedPending = false
 	tx, err := s.db.Begin(true)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = tx.Rollback() }()
 	evb := tx.Bucket(bucketEvents)
-	evb.FillPercent = 0.9
+	// Keys only ever grow (appends at the end, deletions at the front),
+	// so full pages never take a later insert: fill them (measured: a
+	// fold of 300 events wrote 614 instead of 650 bytes per event at 0.9).
+	evb.FillPercent = 1.0
 	mono, wall := s.elapsedMS(), s.opts.Now().UnixMilli()
+	folded, err := s.foldInto(tx, evb)
+	if err != nil {
+		return nil, err
+	}
 	var out []*event.Event
-	acked := false
+	acked := folded && s.ov.acked
 	for _, r := range batch {
 		switch r.op {
 		case opAppend:
 			for i := range r.recs {
 				p := &r.recs[i]
-				seq := s.w.lastSeq + 1
-				id := event.FormatID(s.opts.Gateway, s.epoch, seq)
-				js, err := stampJSON(p.js, id, seq)
+				seq, id, v, h, err := s.stamp(p, mono, wall)
 				if err != nil {
-					return r, fmt.Errorf("stamp event: %w", err)
-				}
-				if err := s.putRecord(evb, seq, header{class: p.class, monoMS: mono, wallMS: wall}, js); err != nil {
 					return r, err
 				}
+				if err := evb.Put(seqKey(seq), v); err != nil {
+					return r, fmt.Errorf("put record %d: %w", seq, err)
+				}
+				s.account(seq, h, int64(keySize+len(v)))
 				p.ev.ID, p.ev.Seq = id, seq
 				out = append(out, p.ev)
 			}
@@ -306,11 +365,8 @@ func (s *Store) tryCommit(batch []*request) (bad *request, err error) {
 		}
 	}
 	if acked {
-		cb := tx.Bucket(bucketCursors)
-		for sink, seq := range s.w.cursors {
-			if err := cb.Put([]byte(sink), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
-				return nil, err
-			}
+		if err := s.putCursors(tx); err != nil {
+			return nil, err
 		}
 	}
 	if err := s.deleteAcked(evb); err != nil {
@@ -332,6 +388,10 @@ func (s *Store) tryCommit(batch []*request) (bad *request, err error) {
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
+	s.metaSaved(mono)
+	if folded {
+		s.afterFold()
+	}
 	s.commits.Add(1)
 	for _, r := range batch {
 		s.appended.Add(uint64(len(r.recs)))
@@ -340,18 +400,47 @@ func (s *Store) tryCommit(batch []*request) (bad *request, err error) {
 	return nil, nil
 }
 
+// putMeta writes the meta keys a commit must carry, and only those: every
+// Put dirties the meta bucket's page, a 4 KiB write per commit for a few
+// bytes. The last seq is recovered at Open as the larger of the saved
+// value and the last event key, so it is saved only when the events
+// bucket is empty (everything acked). The elapsed
+// counter is recovered as the larger of the saved value and the newest
+// record's stamp, so it is saved at most every elapsedSaveEvery (and at
+// Close): a crash loses at most that much idle time, and record ages stay
+// monotonic because every record carries its own stamp.
 func (s *Store) putMeta(tx *bolt.Tx, mono uint64) error {
 	m := tx.Bucket(bucketMeta)
-	if err := m.Put(keyElapsed, binary.BigEndian.AppendUint64(nil, mono)); err != nil {
-		return err
+	if s.forceMeta || mono >= s.savedElapsed+uint64(elapsedSaveEvery.Milliseconds()) {
+		if err := m.Put(keyElapsed, binary.BigEndian.AppendUint64(nil, mono)); err != nil {
+			return err
+		}
+		s.elapsedPending = true
 	}
-	return m.Put(keyLastSeq, binary.BigEndian.AppendUint64(nil, s.w.lastSeq))
+	// The bucket ends at lastSeq unless it is empty: acks delete a prefix,
+	// and a quota or retention drop always appends its store.dropped
+	// event. (Not Cursor.Last: in bbolt v1.5.0 it loops forever on a
+	// bucket of several pages emptied in the same transaction.)
+	if s.w.records == 0 {
+		if v := m.Get(keyLastSeq); v == nil || binary.BigEndian.Uint64(v) != s.w.lastSeq {
+			return m.Put(keyLastSeq, binary.BigEndian.AppendUint64(nil, s.w.lastSeq))
+		}
+	}
+	return nil
+}
+
+// metaSaved notes a committed elapsed counter.
+func (s *Store) metaSaved(mono uint64) {
+	if s.elapsedPending {
+		s.savedElapsed = mono
+	}
 }
 
 // publish makes the committed writer state visible and feeds subscribers.
 func (s *Store) publish(out []*event.Event) {
 	s.mu.Lock()
 	s.pub = s.w.clone()
+	s.rv.Store(&readView{evs: s.ov.evs, state: s.ov.state, low: s.w.low})
 	s.mu.Unlock()
 	s.lastSeq.Store(s.w.lastSeq)
 	if len(out) > 0 {
@@ -365,7 +454,12 @@ func (s *Store) putRecord(b *bolt.Bucket, seq uint64, h header, js []byte) error
 	if err := b.Put(seqKey(seq), v); err != nil {
 		return fmt.Errorf("put record %d: %w", seq, err)
 	}
-	n := int64(keySize + len(v))
+	s.account(seq, h, int64(keySize+len(v)))
+	return nil
+}
+
+// account counts a new record, wherever it is stored.
+func (s *Store) account(seq uint64, h header, n int64) {
 	s.w.lastSeq = seq
 	if s.w.records == 0 {
 		s.w.firstSeq, s.w.firstMono = seq, h.monoMS
@@ -375,7 +469,6 @@ func (s *Store) putRecord(b *bolt.Bucket, seq uint64, h header, js []byte) error
 	s.w.count[h.class]++
 	s.w.bytes[h.class] += n
 	s.bytesWritten.Add(uint64(n))
-	return nil
 }
 
 // removed accounts for a deleted record.
@@ -402,17 +495,24 @@ func (s *Store) refreshFirst(b *bolt.Bucket) {
 	}
 }
 
-// deleteAcked deletes every record all sinks have acked. With no sinks the
-// log keeps everything until quota or retention.
-func (s *Store) deleteAcked(b *bolt.Bucket) error {
-	if len(s.sinks) == 0 || s.w.records == 0 {
-		return nil
+// ackLow is the highest seq every sink has acked (0 without sinks: the
+// log then keeps everything until quota or retention).
+func (s *Store) ackLow() uint64 {
+	if len(s.sinks) == 0 {
+		return 0
 	}
 	low := s.w.lastSeq
 	for sink := range s.sinks {
 		low = min(low, s.w.cursors[sink])
 	}
-	if low < s.w.firstSeq {
+	return low
+}
+
+// deleteAcked deletes every record all sinks have acked, inside a bbolt
+// transaction that holds every record (the journal folded in).
+func (s *Store) deleteAcked(b *bolt.Bucket) error {
+	low := s.ackLow()
+	if low <= s.w.low {
 		return nil
 	}
 	c := b.Cursor()
@@ -424,6 +524,7 @@ func (s *Store) deleteAcked(b *bolt.Bucket) error {
 		}
 		s.removed(h, n)
 	}
+	s.w.low = low
 	s.refreshFirst(b)
 	return nil
 }
