@@ -197,7 +197,10 @@ type wire struct {
 }
 
 // MarshalJSON encodes e as Event v1.
-func (e Event) MarshalJSON() ([]byte, error) {
+func (e Event) MarshalJSON() ([]byte, error) { return e.AppendJSON(make([]byte, 0, 512)) }
+
+// marshalReflect is the reference encoding AppendJSON must match.
+func (e Event) marshalReflect() ([]byte, error) {
 	w := wire{
 		ID: e.ID, Seq: e.Seq, Gateway: e.Gateway, Compound: e.Compound,
 		Time: e.Time.UTC().Format(TimeLayout), TimeQuality: e.TimeQuality,
