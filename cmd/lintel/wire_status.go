@@ -31,6 +31,12 @@ func newMetricsRegistry() *prometheus.Registry {
 	return r
 }
 
+// StatusMetrics are hooks that register collectors on the registry of
+// the status page's /metrics; wiring files append to it from init (the
+// rules engine's in wire_rules.go). A collector reads its component at
+// scrape time, so the order services start in does not matter.
+var StatusMetrics []func(prometheus.Registerer) error
+
 func newStatusService(env edge.Env, gw *gateway) (edge.Component, error) {
 	sc, err := status.FromConfig(env.Config)
 	if err != nil {
@@ -44,6 +50,11 @@ func newStatusService(env edge.Env, gw *gateway) (edge.Component, error) {
 	drivers := newDriverHealth(env.Config)
 	if err := reg.Register(driverMetrics{drivers}); err != nil {
 		return nil, fmt.Errorf("driver metrics: %w", err)
+	}
+	for _, register := range StatusMetrics {
+		if err := register(reg); err != nil {
+			return nil, fmt.Errorf("status metrics: %w", err)
+		}
 	}
 	return status.New(status.Options{
 		Config: env.Config, Status: sc, Log: env.Store, Logger: env.Logger.With("component", "status"),

@@ -3,6 +3,7 @@ package rules
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -82,6 +83,7 @@ type Engine struct {
 	suppress  map[string]bool
 	metaDirty bool
 	zone      *time.Location
+	cnt       counters
 }
 
 type elder struct {
@@ -190,6 +192,7 @@ func (e *Engine) Advance(t time.Time) {
 // an event stamped earlier than the engine's time (a late or unsynced
 // clock) is applied at the engine's time.
 func (e *Engine) Process(ev *event.Event) {
+	e.cnt.events++
 	t := ev.Time.UTC().Truncate(time.Millisecond)
 	if t.Before(e.now) {
 		t = e.now
@@ -310,6 +313,10 @@ func (e *Engine) applySensor(el *elder, ev *event.Event, t time.Time) {
 	}
 	if r := roleOfEvent(ev.Kind); r != "" && (sn.Role == "" || sn.Role == "other") {
 		sn.Role = r
+	} else if r == "peephole" && sn.Role == "motion" && el.cfg.Roles[dev] == "" {
+		// Open routing guessed "motion" from a peephole's own motion
+		// detector: its peephole events say where it really looks.
+		sn.Role, el.hasMotion = r, false
 	}
 	// A frame from the sensor proves it alive, except the driver's own
 	// reports that it is not.
@@ -363,6 +370,7 @@ func (e *Engine) applySensor(el *elder, ev *event.Event, t time.Time) {
 				}
 				s.NightOpens++
 			}
+			e.answered(el, t, dev)
 		}
 		s.VisitStart = time.Time{}
 	case event.DoorClosed:
@@ -370,6 +378,12 @@ func (e *Engine) applySensor(el *elder, ev *event.Event, t time.Time) {
 		s.LastDoor = t
 		s.DoorOpen, s.DoorClosedAt = false, t
 	case event.MotionDetected:
+		if sn.Role == "peephole" {
+			// A peephole's motion detector looks at the landing: a
+			// neighbour passing is neither the elder's activity nor
+			// evidence of presence.
+			break
+		}
 		e.activity(el, t, dev)
 		s.LastMotion = t
 		if !s.DoorOpen && (s.DoorClosedAt.IsZero() || t.Sub(s.DoorClosedAt) > motionGrace) && s.Presence.State != PresenceHome {
@@ -380,11 +394,98 @@ func (e *Engine) applySensor(el *elder, ev *event.Event, t time.Time) {
 		e.activity(el, t, dev)
 		e.sos(el, t, dev)
 	case event.PeepholeVisitor, event.PeepholeLoitering, event.PeepholeDoorbell:
+		if dir := residentDirection(ev.Data); dir != "" {
+			// The camera recognised the resident: not a visitor.
+			e.peepholeResident(el, t, dev, dir)
+			break
+		}
 		if s.VisitStart.IsZero() || t.Sub(s.VisitLast) > visitGap {
 			s.VisitStart = t
 		}
 		s.VisitLast = t
 		e.visitor(el, ev, t)
+	}
+}
+
+var residentMark = []byte(`"resident"`)
+
+// residentDirection reads a peephole's report that the person it sees is
+// the enrolled resident walking out ("out") or in ("in"): data.resident
+// true and data.direction out/leaving/exit or in/arriving/enter. Cameras
+// that cannot tell report neither, and their events are visitors.
+func residentDirection(data []byte) string {
+	if len(data) == 0 || !bytes.Contains(data, residentMark) {
+		return ""
+	}
+	var d struct {
+		Resident  bool   `json:"resident"`
+		Direction string `json:"direction"`
+	}
+	if json.Unmarshal(data, &d) != nil || !d.Resident {
+		return ""
+	}
+	switch d.Direction {
+	case "out", "leaving", "exit":
+		return "out"
+	case "in", "arriving", "enter":
+		return "in"
+	}
+	return ""
+}
+
+// answerWindow is how close a peephole visit and motion inside must come
+// before a door opening for it to be someone answering the door.
+const answerWindow = 3 * time.Minute
+
+// peepholeMatch is how far a peephole's resident report may be from the
+// door cycle it explains (the camera's own detection and cooldown lag).
+const peepholeMatch = 2 * time.Minute
+
+// answered marks a door opening as an answered visit: a visitor was at
+// the door (peephole) and someone moved inside just before it opened.
+// That door cycle is not a departure, so presence stays home even if the
+// elder then sits still for longer than away_after.
+func (e *Engine) answered(el *elder, t time.Time, dev string) {
+	s := el.st
+	if s.VisitLast.IsZero() || t.Sub(s.VisitLast) > answerWindow {
+		return
+	}
+	if s.LastMotion.IsZero() || t.Sub(s.LastMotion) > answerWindow ||
+		(!s.DoorClosedAt.IsZero() && !s.LastMotion.After(s.DoorClosedAt.Add(motionGrace))) {
+		// No one seen moving inside: the elder coming home, seen at the
+		// door by the peephole, is not someone answering.
+		return
+	}
+	s.Answered = t
+	en := fmt.Sprintf("answered the door at %s (%s) to a visitor seen by the peephole at %s, motion inside at %s",
+		e.clockText(t), dev, e.clockText(s.VisitLast), e.clockText(s.LastMotion))
+	zh := fmt.Sprintf("%s 猫眼发现访客，室内 %s 有活动，%s 开门应答（%s），判断在家", e.clockText(s.VisitLast),
+		e.clockText(s.LastMotion), e.clockText(t), dev)
+	if s.Presence.State != PresenceHome {
+		e.setPresence(el, t, PresenceHome, en, zh)
+		return
+	}
+	// Already home: keep the state and its start, refresh the reasoning
+	// so the next alert shows why the door cycle was not a departure.
+	s.Presence.Reason, s.Presence.ReasonZh = en, zh
+	e.dirty[el] = true
+}
+
+// peepholeResident applies the peephole seeing the resident leave or
+// come back. Seeing the elder is activity; "in" is home at once; "out"
+// is judged with the door cycle it belongs to (presence).
+func (e *Engine) peepholeResident(el *elder, t time.Time, dev, dir string) {
+	s := el.st
+	e.activity(el, t, dev)
+	if dir == "out" {
+		s.SeenOut, s.SeenOutDev = t, dev
+		return
+	}
+	s.SeenIn, s.SeenOut = t, time.Time{}
+	if s.Presence.State != PresenceHome {
+		e.setPresence(el, t, PresenceHome,
+			"the peephole ("+dev+") saw the elder come back at "+e.clockText(t),
+			e.clockText(t)+" 猫眼（"+dev+"）看到老人回家")
 	}
 }
 
@@ -589,6 +690,7 @@ func (e *Engine) emit(k event.Kind, el *elder, t time.Time, sev event.Severity, 
 			return
 		}
 	}
+	e.cnt.count(k, data)
 	ev := event.New(k)
 	if sev != "" {
 		ev.Severity = sev

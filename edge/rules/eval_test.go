@@ -53,6 +53,24 @@ func TestEvaluation(t *testing.T) {
 			t.Errorf("%s: detected %d of %d", k.Kind, k.Detected, k.Injected)
 		}
 	}
+	// SOS within seconds; loitering within its limit + 1 min; repeated
+	// night rings by the ring after the limit + 1 min.
+	for _, kind := range []string{IncSOS, IncLoitering, IncNightDoorbells} {
+		k := rep.Kind(kind)
+		if k.Injected == 0 || k.InTime != k.Injected {
+			t.Errorf("%s: %d of %d detected by the deadline (%s)", kind, k.InTime, k.Injected, k.Target)
+		}
+	}
+	// On normal routines (callers, couriers, a late ring) the rules stay
+	// quiet: no SOS without a press, anti-fraud reminders rare.
+	for _, x := range rep.Rules {
+		switch {
+		case x.Rule == RuleSOS && x.False > 0:
+			t.Errorf("sos: %d alerts without a press", x.False)
+		case x.Rule == RuleVisitorLoitering && x.PerElderMonth > 0.05:
+			t.Errorf("visitor_loitering: %.3f false alerts per elder-month, want ≤ 0.05", x.PerElderMonth)
+		}
+	}
 	if rep.FalseThreshold > 0.5 {
 		t.Errorf("false threshold alerts %.3f per elder-month, target ≤ 0.5", rep.FalseThreshold)
 	}

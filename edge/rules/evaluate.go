@@ -105,10 +105,31 @@ func (e *Engine) expireMode(el *elder, now time.Time, n *nextT) {
 
 func (e *Engine) presence(el *elder, now time.Time, n *nextT) {
 	s := el.st
-	if s.Presence.State == PresenceAway || s.DoorOpen || s.DoorClosedAt.IsZero() || !e.hasRole(el, "motion") {
+	if s.Presence.State == PresenceAway || s.DoorOpen || s.DoorClosedAt.IsZero() {
 		return
 	}
-	if s.LastMotion.After(s.DoorClosedAt.Add(motionGrace)) {
+	if cut := s.DoorClosedAt.Add(motionGrace); s.LastMotion.After(cut) || s.SeenIn.After(cut) {
+		// Seen inside (or coming in, by the peephole) since the door
+		// closed.
+		return
+	}
+	// The peephole's report of the resident, where the camera gives it,
+	// decides the door cycle it falls in.
+	if inCycle := func(t time.Time) bool {
+		return !t.IsZero() && !t.Before(s.DoorOpenedAt.Add(-peepholeMatch)) && !t.After(s.DoorClosedAt.Add(peepholeMatch))
+	}; inCycle(s.SeenOut) {
+		at := later(s.DoorClosedAt, s.SeenOut)
+		e.setPresence(el, at, PresenceAway,
+			fmt.Sprintf("the peephole (%s) saw the elder leave at %s; door closed at %s", s.SeenOutDev, e.clockText(s.SeenOut), e.clockText(s.DoorClosedAt)),
+			fmt.Sprintf("%s 猫眼（%s）看到老人出门，%s 关门，判断外出", e.clockText(s.SeenOut), s.SeenOutDev, e.clockText(s.DoorClosedAt)))
+		s.LeftAt = s.DoorClosedAt
+		s.LeftAtNight = e.inNight(el.cfg, s.DoorOpenedAt) || e.inNight(el.cfg, s.DoorClosedAt)
+		return
+	} else if inCycle(s.SeenIn) || (!s.Answered.IsZero() && !s.Answered.Before(s.DoorOpenedAt)) {
+		// An arrival or an answered visit: nobody left.
+		return
+	}
+	if !e.hasRole(el, "motion") {
 		return
 	}
 	if e.allRoleSilent(el, "motion") {

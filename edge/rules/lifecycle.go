@@ -312,6 +312,7 @@ func (e *Engine) applyResolve(el *elder, ev *event.Event, t time.Time) {
 		return
 	}
 	delete(el.st.Alerts, a.Rule)
+	e.cnt.count(event.ElderAlertResolved, map[string]any{"rule": a.Rule, "outcome": d.Outcome})
 	// The condition may still hold (the elder was fine, just still):
 	// the rule's window starts again from the visit.
 	el.st.ArmFrom[a.Rule] = t

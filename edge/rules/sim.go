@@ -28,10 +28,22 @@ const (
 	IncNotReturnedNight = "not_returned_night" // left at night, back after 1.5–3 h
 	IncNightWandering   = "night_wandering"    // 4–7 door openings in one night, at home
 	IncDoorLeftOpen     = "door_left_open"     // door open 30–120 min while at home
+	IncSOS              = "sos"                // SOS pressed (once or twice) at home; help comes 8–40 min later
+	IncLoitering        = "loitering"          // a stranger lingers at the door 4–10 min by day, door shut (peephole)
+	IncNightDoorbells   = "night_doorbells"    // 3–5 rings at night 2–8 min apart, door shut (peephole)
 )
 
 // IncidentKinds lists the kinds in report order.
-var IncidentKinds = []string{IncCollapse, IncNotReturned, IncNotReturnedNight, IncNightWandering, IncDoorLeftOpen}
+var IncidentKinds = []string{IncCollapse, IncNotReturned, IncNotReturnedNight, IncNightWandering, IncDoorLeftOpen,
+	IncSOS, IncLoitering, IncNightDoorbells}
+
+// incidentTarget is when each kind must be detected, as the report says
+// it (the incidents' Deadline holds the exact time).
+var incidentTarget = map[string]string{
+	IncCollapse: "threshold + 5 min", IncNotReturned: "threshold + 5 min", IncNotReturnedNight: "threshold + 5 min",
+	IncNightWandering: "4th opening + 1 min", IncDoorLeftOpen: "threshold + 5 min",
+	IncSOS: "10 s", IncLoitering: "loitering + 1 min", IncNightDoorbells: "3rd ring + 1 min",
+}
 
 // Incident is one injected, labelled incident.
 type Incident struct {
@@ -67,7 +79,7 @@ type Record struct {
 var simKinds = []event.Kind{
 	event.DoorOpened, event.DoorClosed, event.MotionDetected, event.PeepholeVisitor, event.PeepholeDoorbell,
 	event.SensorBatteryLow, event.SensorSilent, event.DeviceOnline, event.ElderModeChanged,
-	event.GatewayStopped, event.GatewayStarted,
+	event.GatewayStopped, event.GatewayStarted, event.SOSPressed,
 }
 
 const (
@@ -82,6 +94,7 @@ const (
 	kMode
 	kStopped
 	kStarted
+	kSOS
 )
 
 // SimMode is a mode change set by staff in the simulation.
@@ -103,7 +116,7 @@ type Population struct {
 	Faults       []Period
 	Outages      []Period
 
-	devs [][3]string // door, pir, peephole ids per elder
+	devs [][4]string // door, pir, peephole, sos ids per elder
 }
 
 var unsupervisedData = json.RawMessage(`{"supervised":false}`)
@@ -121,9 +134,9 @@ func (p *Population) Fill(i int, ev *event.Event) {
 	h := p.Households[r.Elder]
 	ev.Household = h
 	if len(p.devs) != len(p.Households) {
-		p.devs = make([][3]string, len(p.Households))
+		p.devs = make([][4]string, len(p.Households))
 		for i, x := range p.Households {
-			p.devs[i] = [3]string{x + "-door", x + "-pir", x + "-eye"}
+			p.devs[i] = [4]string{x + "-door", x + "-pir", x + "-eye", x + "-sos"}
 		}
 	}
 	switch r.Kind {
@@ -136,6 +149,8 @@ func (p *Population) Fill(i int, ev *event.Event) {
 		ev.Device = p.devs[r.Elder][1]
 	case kVisitor, kBell:
 		ev.Device = p.devs[r.Elder][2]
+	case kSOS:
+		ev.Device = p.devs[r.Elder][3]
 	case kMode:
 		m := p.Modes[r.Aux]
 		d := map[string]any{"household": h, "mode": m.Mode, "actor": "staff-sim"}
@@ -210,12 +225,14 @@ func (g *simGen) back(t int64) {
 	g.add(t+g.uni(90_000, 4*msMin), kMotion)
 }
 
-// doorCall is someone at the door answered by the elder.
+// doorCall is someone at the door answered by the elder, who walks past
+// the motion sensor to open it.
 func (g *simGen) doorCall(t int64) {
 	if g.p.peephole {
 		g.add(t-g.uni(10_000, 40_000), kVisitor)
 		g.add(t-g.uni(5_000, 10_000), kBell)
 	}
+	g.add(t-g.uni(10_000, 60_000), kMotion)
 	g.add(t, kOpen)
 	c := t + g.uni(20_000, 90_000)
 	g.add(c, kClose)
@@ -263,6 +280,20 @@ func (g *simGen) day(ds int64, weekend bool) {
 		acts = append(acts, act{s, s + g.uni(2*msHour, 4*msHour), 3})
 	}
 	slices.SortFunc(acts, func(a, b act) int { return int(a.start - b.start) })
+	if g.p.peephole && r.Float64() < 0.3 {
+		// A courier rings and leaves the parcel at the door within two
+		// minutes, whether or not the elder is in: not loitering.
+		s := g.uni(ds+9*msHour, ds+19*msHour)
+		g.add(s, kVisitor)
+		g.add(s+g.uni(5_000, 20_000), kBell)
+		g.add(s+g.uni(40_000, 100_000), kVisitor)
+	}
+	if g.p.peephole && r.Float64() < 0.03 {
+		// A neighbour rings once late in the evening; nobody answers.
+		s := g.uni(ds+22*msHour, ds+23*msHour+30*msMin)
+		g.add(s, kVisitor)
+		g.add(s+g.uni(5_000, 20_000), kBell)
+	}
 	nap0, nap1 := int64(0), int64(0)
 	if r.Float64() < 0.6 {
 		nap0 = g.uni(ds+12*msHour+30*msMin, ds+13*msHour+30*msMin)
@@ -438,6 +469,7 @@ func Simulate(o SimOptions) *Population {
 		if r.Float64() < 0.35 {
 			nInc++
 		}
+		var kinds []string
 		for k := 0; k < nInc; k++ {
 			kind := IncidentKinds[0]
 			switch x := r.Float64(); {
@@ -451,6 +483,21 @@ func Simulate(o SimOptions) *Population {
 			default:
 				kind = IncDoorLeftOpen
 			}
+			kinds = append(kinds, kind)
+		}
+		// SOS presses, and for elders with a peephole the anti-fraud
+		// incidents, drawn apart so the other kinds keep their shares.
+		if r.Float64() < 0.3 {
+			kinds = append(kinds, IncSOS)
+		}
+		if g.p.peephole && r.Float64() < 0.6 {
+			if r.IntN(2) == 0 {
+				kinds = append(kinds, IncLoitering)
+			} else {
+				kinds = append(kinds, IncNightDoorbells)
+			}
+		}
+		for _, kind := range kinds {
 			for try := 0; try < 30; try++ {
 				ds := dayAt(2)
 				inc, b, ok := g.incident(kind, ds, eng, h, mode)
@@ -622,6 +669,62 @@ func (g *simGen) incident(kind string, ds int64, eng *Engine, h string, mode fun
 		b = block{from: first - 2*msMin, to: t}
 		inc.Rule, inc.Start, inc.End = RuleNightWandering, time.UnixMilli(first), time.UnixMilli(t)
 		inc.Deadline = time.UnixMilli(fourth).Add(time.Minute)
+	case IncSOS:
+		c := ds + g.uni(8*msHour, 20*msHour)
+		sub.add(c-30*msMin, kMotion)
+		sub.active(c-30*msMin, c-2*msMin, 0, 0)
+		sub.add(c-msMin, kMotion)
+		sub.add(c, kSOS)
+		if g.r.Float64() < 0.5 { // pressed again: nobody answered yet
+			sub.add(c+g.uni(10_000, 60_000), kSOS)
+		}
+		found := c + g.uni(8*msMin, 40*msMin)
+		sub.add(found, kOpen) // property staff or a neighbour
+		sub.add(found+30_000, kClose)
+		sub.active(found, found+40*msMin, 0, 0)
+		b = block{from: c - 31*msMin, to: found + 41*msMin}
+		inc.Rule, inc.Start, inc.End = RuleSOS, time.UnixMilli(c), time.UnixMilli(found)
+		inc.Deadline = inc.Start.Add(10 * time.Second)
+	case IncLoitering:
+		if !g.p.peephole {
+			return inc, b, false
+		}
+		v := ds + g.uni(9*msHour, 20*msHour)
+		d := g.uni(4*msMin, 10*msMin)
+		sub.add(v-g.uni(5*msMin, 20*msMin), kMotion) // the elder is in, keeping still
+		for t := v; t < v+d; t += g.uni(30_000, 45_000) {
+			sub.add(t, kVisitor) // the camera's 30 s cooldown
+		}
+		if g.r.IntN(2) == 0 {
+			sub.add(v+g.uni(msMin, 3*msMin), kBell)
+		}
+		sub.add(v+d+g.uni(5*msMin, 12*msMin), kMotion)
+		T := eng.elders[h].cfg.T.Loitering.Std()
+		b = block{from: v - 21*msMin, to: v + d + 13*msMin}
+		inc.Rule, inc.Start, inc.End, inc.Threshold = RuleVisitorLoitering, time.UnixMilli(v), time.UnixMilli(v+d), T
+		inc.Deadline = inc.Start.Add(T + time.Minute)
+	case IncNightDoorbells:
+		if !g.p.peephole {
+			return inc, b, false
+		}
+		first := ds + g.uni(-msHour, 4*msHour) // 23:00–04:00
+		n := 3 + g.r.IntN(3)
+		t := first
+		var third int64
+		for i := 0; i < n; i++ {
+			if g.r.IntN(2) == 0 {
+				sub.add(t-g.uni(5_000, 20_000), kVisitor)
+			}
+			sub.add(t, kBell)
+			if i == 2 {
+				third = t
+			}
+			t += g.uni(2*msMin, 8*msMin)
+		}
+		sub.add(t+g.uni(5*msMin, 20*msMin), kMotion) // woken, not opening
+		b = block{from: first - msMin, to: t + 21*msMin}
+		inc.Rule, inc.Start, inc.End = RuleVisitorLoitering, time.UnixMilli(first), time.UnixMilli(t)
+		inc.Deadline = time.UnixMilli(third).Add(time.Minute)
 	case IncDoorLeftOpen:
 		o := ds + g.uni(9*msHour, 18*msHour)
 		c := o + g.uni(30*msMin, 120*msMin)

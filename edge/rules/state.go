@@ -83,28 +83,39 @@ type Alert struct {
 // elderState is everything the engine keeps per elder; it is persisted
 // as one small JSON value.
 type elderState struct {
-	V            int                     `json:"v"`
-	Seq          uint64                  `json:"seq"`
-	FirstSeen    time.Time               `json:"first_seen,omitzero"`
-	LastActivity time.Time               `json:"last_activity,omitzero"`
-	LastActBy    string                  `json:"last_activity_by,omitempty"`
-	LastDoor     time.Time               `json:"last_door,omitzero"`
-	LastMotion   time.Time               `json:"last_motion,omitzero"`
-	DoorOpen     bool                    `json:"door_open,omitempty"`
-	DoorOpenedAt time.Time               `json:"door_opened_at,omitzero"`
-	DoorClosedAt time.Time               `json:"door_closed_at,omitzero"`
-	Presence     Presence                `json:"presence"`
-	LeftAt       time.Time               `json:"left_at,omitzero"`
-	LeftAtNight  bool                    `json:"left_at_night,omitempty"`
-	NightKey     int64                   `json:"night_key,omitempty"`
-	NightOpens   int                     `json:"night_opens,omitempty"`
-	VisitStart   time.Time               `json:"visit_start,omitzero"`
-	VisitLast    time.Time               `json:"visit_last,omitzero"`
-	Doorbells    []time.Time             `json:"doorbells,omitempty"`
-	Mode         Mode                    `json:"mode"`
-	ResumedAt    time.Time               `json:"resumed_at,omitzero"` // last time a mode ended
-	Sensors      map[string]*sensorState `json:"sensors"`
-	Alerts       map[Rule]*Alert         `json:"alerts"`
+	V            int         `json:"v"`
+	Seq          uint64      `json:"seq"`
+	FirstSeen    time.Time   `json:"first_seen,omitzero"`
+	LastActivity time.Time   `json:"last_activity,omitzero"`
+	LastActBy    string      `json:"last_activity_by,omitempty"`
+	LastDoor     time.Time   `json:"last_door,omitzero"`
+	LastMotion   time.Time   `json:"last_motion,omitzero"`
+	DoorOpen     bool        `json:"door_open,omitempty"`
+	DoorOpenedAt time.Time   `json:"door_opened_at,omitzero"`
+	DoorClosedAt time.Time   `json:"door_closed_at,omitzero"`
+	Presence     Presence    `json:"presence"`
+	LeftAt       time.Time   `json:"left_at,omitzero"`
+	LeftAtNight  bool        `json:"left_at_night,omitempty"`
+	NightKey     int64       `json:"night_key,omitempty"`
+	NightOpens   int         `json:"night_opens,omitempty"`
+	VisitStart   time.Time   `json:"visit_start,omitzero"`
+	VisitLast    time.Time   `json:"visit_last,omitzero"`
+	Doorbells    []time.Time `json:"doorbells,omitempty"`
+	// Answered is when a door opening was judged an answered visit (a
+	// peephole visitor just before, motion inside): that door cycle is
+	// not a departure.
+	Answered time.Time `json:"answered,omitzero"`
+	// SeenOut is when the peephole reported the resident walking away
+	// from the door (data.resident and data.direction "out").
+	SeenOut    time.Time `json:"seen_out,omitzero"`
+	SeenOutDev string    `json:"seen_out_dev,omitempty"`
+	// SeenIn is when the peephole reported the resident arriving: the
+	// door cycle around it is an arrival, not a departure.
+	SeenIn    time.Time               `json:"seen_in,omitzero"`
+	Mode      Mode                    `json:"mode"`
+	ResumedAt time.Time               `json:"resumed_at,omitzero"` // last time a mode ended
+	Sensors   map[string]*sensorState `json:"sensors"`
+	Alerts    map[Rule]*Alert         `json:"alerts"`
 	// ArmFrom restarts a rule's window after a data gap made its
 	// previous window undecidable.
 	ArmFrom map[Rule]time.Time `json:"arm_from,omitempty"`
