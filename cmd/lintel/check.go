@@ -51,9 +51,9 @@ func loadConfig(file string) (*config.Config, error) {
 	if err != nil {
 		var ps config.Problems
 		if errors.As(err, &ps) {
-			return nil, configErr(fmt.Errorf("%d 个配置问题 configuration problem(s):\n%w", len(ps), err))
+			return nil, configErr(configNextStep(file, fmt.Errorf("%d 个配置问题 configuration problem(s):\n%w", len(ps), err)))
 		}
-		return nil, configErr(fmt.Errorf("read configuration: %w", err))
+		return nil, configErr(configNextStep(file, fmt.Errorf("read configuration: %w", err)))
 	}
 	return cfg, nil
 }

@@ -1,3 +1,5 @@
+//go:build !no_serial && !no_rtsp
+
 package main
 
 import (

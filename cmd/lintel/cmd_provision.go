@@ -31,6 +31,9 @@ const (
 	identityCert = "gateway.crt"
 )
 
+// dirNextStep is the way out of a failure to write the identity files.
+const dirNextStep = "用 root 运行（sudo lintel provision），或用 --dir 指定可写目录 run as root (sudo lintel provision) or give a writable directory with --dir"
+
 func runProvision(_ context.Context, args []string, io stdio) error {
 	fl := newFlags("provision", io)
 	file := fl.String("c", "/etc/lintel/lintel.yaml", "configuration file; its gateway.id becomes the certificate's CN")
@@ -42,7 +45,7 @@ func runProvision(_ context.Context, args []string, io stdio) error {
 	}
 	cfg, err := loadConfig(*file)
 	if err != nil {
-		return err
+		return configNextStep(*file, err)
 	}
 	id := cfg.Gateway.ID
 	for _, v := range []struct{ key, val string }{{"gateway.id", id}, {"gateway.compound", cfg.Gateway.Compound}} {
@@ -62,7 +65,7 @@ func runProvision(_ context.Context, args []string, io stdio) error {
 			"To make a new identity run `lintel provision --force` and have the new CSR signed; "+
 			"to re-create only the CSR, move the key away first", keyPath, fp)
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("inspect %s: %w", keyPath, err)
+		return withNextStep(fmt.Errorf("inspect %s: %w", keyPath, err), dirNextStep)
 	}
 
 	uid, gid, ownerNote := -1, -1, ""
@@ -77,11 +80,11 @@ func runProvision(_ context.Context, args []string, io stdio) error {
 	}
 
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", *dir, err)
+		return withNextStep(fmt.Errorf("create %s: %w", *dir, err), dirNextStep)
 	}
 	// The directory holds a private key: nobody but its owner lists it.
 	if err := os.Chmod(*dir, 0o700); err != nil {
-		return fmt.Errorf("chmod %s: %w", *dir, err)
+		return withNextStep(fmt.Errorf("chmod %s: %w", *dir, err), dirNextStep)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -105,14 +108,14 @@ func runProvision(_ context.Context, args []string, io stdio) error {
 		return fmt.Errorf("create CSR: %w", err)
 	}
 	if err := writeAtomic(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600, uid, gid); err != nil {
-		return err
+		return withNextStep(err, dirNextStep)
 	}
 	if err := writeAtomic(csrPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}), 0o644, uid, gid); err != nil {
-		return err
+		return withNextStep(err, dirNextStep)
 	}
 	if uid >= 0 {
 		if err := os.Chown(*dir, uid, gid); err != nil {
-			return fmt.Errorf("chown %s: %w", *dir, err)
+			return withNextStep(fmt.Errorf("chown %s: %w", *dir, err), "检查 --owner 用户，或用 --owner \"\" 保留 root 所有 check the --owner user, or keep root as owner with --owner \"\"")
 		}
 	}
 

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/lintel-edge/lintel/edge/config"
+	"github.com/lintel-edge/lintel/edge/event"
 	"github.com/lintel-edge/lintel/sync/city"
 )
 
@@ -39,24 +41,26 @@ func runReceive(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	if *broker == "" {
-		return usageErr("-broker is required")
+		return usageErr("-broker is required, e.g. -broker mqtts://platform.example:8883 or -broker tcp://127.0.0.1:1883")
 	}
 	log := slog.New(slog.NewTextHandler(io.err, nil))
 	o := city.ReceiverOptions{
 		Broker: *broker, Filter: *filter, ShareGroup: *group, ClientID: *clientID,
 		Username: *user, Ack: *ack, GapCheck: *gapCheck, Logger: log,
 	}
+	seqs := &gatewaySeqs{last: map[string]uint64{}}
+	o.OnEvent = seqs.onEvent
 	if *passFile != "" {
 		b, err := os.ReadFile(*passFile)
 		if err != nil {
-			return fmt.Errorf("read password file: %w", err)
+			return fmt.Errorf("read password file: %w (check the -password-file path and its permissions)", err)
 		}
 		o.Password = strings.TrimRight(string(b), "\r\n")
 	}
 	if strings.HasPrefix(*broker, "mqtts://") || strings.HasPrefix(*broker, "ssl://") || strings.HasPrefix(*broker, "tls://") {
 		tc, err := city.TLSOptions{CAFile: *ca, CertFile: *cert, KeyFile: *key, InsecureSkipVerify: *insecure}.Config()
 		if err != nil {
-			return err
+			return fmt.Errorf("%w (check -ca-file, -cert-file and -key-file: PEM files, the key matching the certificate)", err)
 		}
 		if *insecure {
 			fmt.Fprintln(io.err, "警告：未验证服务器证书 WARNING: broker certificate NOT verified")
@@ -73,7 +77,7 @@ func runReceive(ctx context.Context, args []string, io stdio) error {
 	} else {
 		f, err := os.OpenFile(*out, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o640)
 		if err != nil {
-			return fmt.Errorf("open output: %w", err)
+			return fmt.Errorf("open output: %w (check the -out path, or use -out - for stdout)", err)
 		}
 		defer f.Close()
 		w = bufio.NewWriterSize(f, 256<<10)
@@ -93,10 +97,10 @@ func runReceive(ctx context.Context, args []string, io stdio) error {
 		}
 		if _, err := f.Seek(0, 0); err == nil {
 			if err := r.LoadSeen(f); err != nil {
-				return fmt.Errorf("read existing output: %w", err)
+				return fmt.Errorf("read existing output: %w (is -out a JSON lines file written by lintel receive? give a new file otherwise)", err)
 			}
 		}
-		return receive(ctx, r, o, io)
+		return receive(ctx, r, o, io, seqs)
 	}
 	o.Out = lockedWriter{&mu, w}
 	defer func() { _ = o.Sync() }()
@@ -104,10 +108,10 @@ func runReceive(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
-	return receive(ctx, r, o, io)
+	return receive(ctx, r, o, io, seqs)
 }
 
-func receive(ctx context.Context, r *city.Receiver, o city.ReceiverOptions, io stdio) error {
+func receive(ctx context.Context, r *city.Receiver, o city.ReceiverOptions, io stdio, seqs *gatewaySeqs) error {
 	fmt.Fprintf(io.err, "接收中 receiving from %s, topics %s/{events,alerts}/+ (share group %q, ack %v)\n",
 		config.RedactURL(o.Broker), o.Filter, o.ShareGroup, o.Ack)
 	done := make(chan struct{})
@@ -115,15 +119,22 @@ func receive(ctx context.Context, r *city.Receiver, o city.ReceiverOptions, io s
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(10 * time.Second)
+		t := time.NewTicker(receiveProgressEvery)
 		defer t.Stop()
+		prevAt, prevEvents := time.Now(), r.Events.Load()
 		for {
 			select {
 			case <-done:
 				return
 			case <-t.C:
-				fmt.Fprintf(io.err, "批次 batches %d, 新事件 new events %d, 重复 duplicates %d, 坏批次 bad batches %d, 缺口 gaps %d, 确认 acks %d\n",
-					r.Batches.Load(), r.Events.Load(), r.Duplicates.Load(), r.BadBatches.Load(), r.Gaps.Load(), r.AcksSent.Load())
+			}
+			now, evs := time.Now(), r.Events.Load()
+			rate := float64(evs-prevEvents) / now.Sub(prevAt).Seconds()
+			prevAt, prevEvents = now, evs
+			fmt.Fprintf(io.err, "批次 batches %d, 新事件 new events %d (%.0f/s), 重复 duplicates %d, 坏批次 bad batches %d, 缺口 gaps %d, 确认 acks %d; 网关 gateways: %s\n",
+				r.Batches.Load(), evs, rate, r.Duplicates.Load(), r.BadBatches.Load(), r.Gaps.Load(), r.AcksSent.Load(), seqs.String())
+			if r.Batches.Load() == 0 {
+				fmt.Fprintln(io.err, "  尚未收到任何批次：检查 -broker、用户名/证书和 -topic-prefix，并确认网关在运行 no batch yet: check -broker, credentials/certificates and -topic-prefix, and that gateways are running")
 			}
 		}
 	}()
@@ -142,4 +153,50 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// receiveProgressEvery paces the progress line: a platform engineer
+// watching a backlog drain sees the rate and each gateway's position.
+var receiveProgressEvery = 10 * time.Second
+
+// gatewaySeqs keeps each gateway's highest seq received on the events
+// lane, for the progress line.
+type gatewaySeqs struct {
+	mu   sync.Mutex
+	last map[string]uint64
+}
+
+func (g *gatewaySeqs) onEvent(lane string, ev *event.Event, _ time.Time) {
+	if lane != city.LaneEvents {
+		return
+	}
+	g.mu.Lock()
+	g.last[ev.Gateway] = max(g.last[ev.Gateway], ev.Seq)
+	g.mu.Unlock()
+}
+
+// String lists "gw seq N" for up to 8 gateways, then how many more.
+func (g *gatewaySeqs) String() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.last) == 0 {
+		return "—"
+	}
+	names := make([]string, 0, len(g.last))
+	for n := range g.last {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for i, n := range names {
+		if i == 8 {
+			fmt.Fprintf(&b, ", +%d more", len(names)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s seq %d", n, g.last[n])
+	}
+	return b.String()
 }

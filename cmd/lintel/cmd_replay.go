@@ -28,21 +28,22 @@ func runReplay(ctx context.Context, args []string, std stdio) error {
 		return err
 	}
 	if *events == "" {
-		return usageErr("--events is required")
+		return usageErr("--events is required: a JSON lines event log, e.g. from `lintel sim elders --out DIR` (DIR/events.jsonl)")
 	}
 	cfg, err := loadConfig(*file)
 	if err != nil {
-		return err
+		return configNextStep(*file, err)
 	}
 	settings := rules.FromConfig(cfg)
 	if len(settings.Elders) == 0 {
-		return configErr(fmt.Errorf("%s: no elders under rules.elders: nothing to replay", *file))
+		return configErr(withNextStep(fmt.Errorf("%s: no elders under rules.elders: nothing to replay", *file),
+			"在 rules.elders 下登记老人，或使用 `lintel sim elders` 生成的配置 list the elders under rules.elders, or use the configuration `lintel sim elders` writes"))
 	}
 	var in io.Reader = std.in
 	if *events != "-" {
 		f, err := os.Open(*events)
 		if err != nil {
-			return fmt.Errorf("open event log: %w", err)
+			return withNextStep(fmt.Errorf("open event log: %w", err), "检查 --events 的路径 check the path given with --events (- reads stdin)")
 		}
 		defer f.Close()
 		in = f
@@ -51,7 +52,7 @@ func runReplay(ctx context.Context, args []string, std stdio) error {
 	if *outFile != "" {
 		f, err := os.Create(*outFile)
 		if err != nil {
-			return fmt.Errorf("create %s: %w", *outFile, err)
+			return withNextStep(fmt.Errorf("create %s: %w", *outFile, err), "检查 --out 所在目录是否存在且可写 check that the directory of --out exists and is writable")
 		}
 		defer f.Close()
 		out = bufio.NewWriterSize(f, 1<<16)
@@ -69,7 +70,7 @@ func runReplay(ctx context.Context, args []string, std stdio) error {
 			}
 			d, err := event.Decode(b)
 			if err != nil {
-				return false, fmt.Errorf("%s:%d: %w", *events, line, err)
+				return false, withNextStep(fmt.Errorf("%s:%d: %w", *events, line, err), "每行应是一个 Event v1 JSON 对象：修正或删除该行 each line must be one Event v1 JSON object: fix or remove that line")
 			}
 			*ev = *d
 			return true, ctx.Err()
@@ -137,14 +138,14 @@ type simTruth struct {
 func readTruth(path string) (*rules.Population, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read truth: %w", err)
+		return nil, withNextStep(fmt.Errorf("read truth: %w", err), "检查 --truth 的路径（`lintel sim elders` 写出的 truth.json） check the --truth path (the truth.json `lintel sim elders` writes)")
 	}
 	var t simTruth
 	if err := json.Unmarshal(b, &t); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, withNextStep(fmt.Errorf("%s: %w", path, err), "用 `lintel sim elders` 重新生成 regenerate it with `lintel sim elders`")
 	}
 	if t.Elders == 0 || t.Days == 0 {
-		return nil, errors.New(path + ": not a truth file from `lintel sim elders`")
+		return nil, withNextStep(errors.New(path+": not a truth file from `lintel sim elders`"), "给出 `lintel sim elders --out DIR` 写出的 DIR/truth.json give the DIR/truth.json that `lintel sim elders --out DIR` writes")
 	}
 	return &rules.Population{Options: rules.SimOptions{Elders: t.Elders, Days: t.Days, Seed: t.Seed},
 		Incidents: t.Incidents, Aways: t.Aways, Faults: t.Faults, Outages: t.Outages}, nil

@@ -60,23 +60,23 @@ func (u userFlags) open(args []string, want int) (*status.Accounts, []string, er
 		return nil, nil, &exitError{exitUsage, err}
 	}
 	if u.fs.NArg() != want {
-		return nil, nil, usageErr("want %d argument(s), got %d", want, u.fs.NArg())
+		return nil, nil, usageErr("want %d argument(s) after the flags, got %d (flags go before the account name)", want, u.fs.NArg())
 	}
 	path := *u.direct
 	if path == "" {
 		cfg, err := loadConfig(*u.file)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, configNextStep(*u.file, err)
 		}
 		sc, err := status.FromConfig(cfg)
 		if err != nil {
-			return nil, nil, configErr(err)
+			return nil, nil, configErr(withNextStep(err, fmt.Sprintf("修正 status 段后运行 fix the status section, then run `lintel check -c %s`", *u.file)))
 		}
 		path = sc.AccountsFile
 	}
 	acc, err := status.OpenAccounts(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, withNextStep(err, "用 root 或 lintel 用户运行，或用 --accounts 指定账号文件 run as root or the lintel user, or name the accounts file with --accounts")
 	}
 	return acc, u.fs.Args(), nil
 }
@@ -155,7 +155,7 @@ func userPasswd(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	if _, ok := acc.Lookup(pos[0]); !ok {
-		return fmt.Errorf("%w: %s", status.ErrNoAccount, pos[0])
+		return withNextStep(fmt.Errorf("%w: %s", status.ErrNoAccount, pos[0]), "查看现有账号 list the accounts: lintel user list -c FILE")
 	}
 	pw, err := readPassword(io, fmt.Sprintf("%s 的新密码 new password (≥%d): ", pos[0], status.MinPasswordLen))
 	if err != nil {

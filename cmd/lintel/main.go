@@ -110,7 +110,11 @@ func runMain(ctx context.Context, args []string, io stdio) int {
 	}
 	fmt.Fprintf(io.err, "lintel %s: %s", c.name, msg)
 	if code == exitUsage {
-		fmt.Fprintf(io.err, "运行 run `lintel %s -h` 查看用法 for usage\n", c.name)
+		name := c.name
+		if _, isDispatcher := map[string]bool{"sim": true, "probe": true}[c.name]; isDispatcher && len(args) > 1 && !strings.HasPrefix(args[1], "-") {
+			name += " " + args[1]
+		}
+		fmt.Fprintf(io.err, "运行 run `lintel %s -h` 查看用法 for usage\n", name)
 	}
 	return code
 }

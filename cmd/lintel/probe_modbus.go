@@ -73,12 +73,12 @@ func runProbeModbus(ctx context.Context, args []string, std stdio) error {
 		}
 		prof, err := modbus.LoadProfile(cfg, *profile)
 		if err != nil {
-			return configErr(err)
+			return configErr(fmt.Errorf("%w\n下一步 next: 检查 -profile 名称，或用 -profiles 指定存放型号文件的目录 check the -profile name, or give the directory holding it with -profiles", err))
 		}
 		t := modbus.ProbeTarget{Address: *addr, Baud: bl[0], Parity: pl[0], StopBits: *stopBits, Timeout: *timeout}
 		vals, cnt, err := modbus.ReadOnce(ctx, t, *unit, prof, log)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w\n下一步 next: 先不带 -unit 扫描总线，确认单元号、波特率和校验位 scan the bus first (without -unit) to confirm the unit id, baud and parity", err)
 		}
 		fmt.Fprintf(std.out, "%s 单元 unit %d — %s\n", *addr, *unit, prof.Model)
 		tw := tabwriter.NewWriter(std.out, 2, 4, 2, ' ', 0)
@@ -104,17 +104,32 @@ func runProbeModbus(ctx context.Context, args []string, std stdio) error {
 		return usageErr("-units: %v", err)
 	}
 	total := 0
+	// Progress on stderr, so stdout stays the report: a live line on a
+	// terminal, a line every few seconds otherwise. A full RTU scan at
+	// several bauds can take minutes of timeouts.
+	prog := newProgressLine(std.err, scanProgressEvery)
+	steps, done, began := len(bl)*len(pl)*len(ul), 0, time.Now()
 	for _, b := range bl {
 		for _, p := range pl {
 			t := modbus.ProbeTarget{Address: *addr, Baud: b, Parity: p, StopBits: *stopBits, Timeout: *timeout}
+			setting := ""
 			if rtu {
+				setting = fmt.Sprintf(" %d %s", b, p)
 				fmt.Fprintf(std.out, "扫描 scanning %s %d %s: 单元 units %s …\n", *addr, b, p, *units)
 			} else {
 				fmt.Fprintf(std.out, "扫描 scanning %s: 单元 units %s …\n", *addr, *units)
 			}
-			found, cnt, err := modbus.ScanUnits(ctx, t, ul, log, nil)
+			found, cnt, err := modbus.ScanUnits(ctx, t, ul, log, func(u int) {
+				prog.update(fmt.Sprintf("  进度 progress %d/%d%s 单元 unit %d, 已发现 found %d, 剩余约 ETA %s",
+					done, steps, setting, u, total, eta(time.Since(began), done, steps)))
+				done++
+			})
+			prog.clear()
 			if err != nil {
-				return err
+				if ctx.Err() != nil {
+					return fmt.Errorf("扫描中断 scan interrupted after %d of %d requests: 重新运行并缩小 -units 范围 run again, narrowing -units", done, steps)
+				}
+				return fmt.Errorf("%w\n下一步 next: 检查地址、端口是否被占用（先停止 lintel 服务）和接线 check the address, that no other program holds the port (stop the lintel service first) and the wiring", err)
 			}
 			for _, f := range found {
 				what := "应答 answers"
@@ -129,10 +144,13 @@ func runProbeModbus(ctx context.Context, args []string, std stdio) error {
 	}
 	if total == 0 {
 		fmt.Fprintln(std.out, "未发现设备：检查 A/B 线序、终端电阻、波特率和校验位。 No device answered: check A/B wiring, termination, baud rate and parity.")
-		return fmt.Errorf("no unit answered")
+		return fmt.Errorf("no unit answered: 检查接线后重试，或用 -baud 9600,19200 -parity none,even 多试几种设置 check the wiring and try again, or try more settings with -baud 9600,19200 -parity none,even")
 	}
 	return nil
 }
+
+// scanProgressEvery paces the progress lines when stderr is not a terminal.
+var scanProgressEvery = 5 * time.Second
 
 func printCounts(w io.Writer, c modbus.ProbeCounts) {
 	fmt.Fprintf(w, "  请求 requests %d, 应答 answers %d, 超时 timeouts %d, CRC/帧错误 CRC/framing errors %d, 异常 exceptions %d, I/O 错误 errors %d\n",

@@ -30,13 +30,13 @@ func runSimElders(ctx context.Context, args []string, std stdio) error {
 		return err
 	}
 	if *dir == "" {
-		return usageErr("--out is required")
+		return usageErr("--out is required: a directory for lintel.yaml, events.jsonl and truth.json, e.g. --out /tmp/elders")
 	}
 	if *n < 1 || *n > 5000 || *days < 1 || *days > 3650 {
 		return usageErr("--elders takes 1–5000 and --days 1–3650")
 	}
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", *dir, err)
+		return withNextStep(fmt.Errorf("create %s: %w", *dir, err), "选择一个可写的 --out 目录 choose a writable --out directory")
 	}
 	p := rules.Simulate(rules.SimOptions{Elders: *n, Days: *days, Seed: *seed})
 

@@ -121,7 +121,7 @@ func runSimModbus(ctx context.Context, args []string, std stdio) error {
 		if *link != "" {
 			_ = os.Remove(*link)
 			if err := os.Symlink(slave.Name(), *link); err != nil {
-				return fmt.Errorf("link %s: %w", *link, err)
+				return withNextStep(fmt.Errorf("link %s: %w", *link, err), "检查 -link 所在目录是否可写 check that the directory of -link is writable")
 			}
 			defer os.Remove(*link)
 		}
@@ -131,7 +131,7 @@ func runSimModbus(ctx context.Context, args []string, std stdio) error {
 	if *rtuTCP != "" {
 		ln, err := net.Listen("tcp", *rtuTCP)
 		if err != nil {
-			return fmt.Errorf("listen %s: %w", *rtuTCP, err)
+			return withNextStep(fmt.Errorf("listen %s: %w", *rtuTCP, err), "换一个端口，例如 use another address, e.g. -rtuovertcp 127.0.0.1:0")
 		}
 		wg.Go(func() { errs <- sim.ServeRTUOverTCP(ctx, ln) })
 		fmt.Fprintf(std.out, "RTU over TCP: 网关地址 gateway address rtuovertcp://%s\n", ln.Addr())
@@ -172,7 +172,11 @@ func runSimModbus(ctx context.Context, args []string, std stdio) error {
 		stop()
 	}
 	wg.Wait()
-	return err
+	if err != nil {
+		// A server that stops on its own almost always could not bind.
+		return withNextStep(err, "检查地址是否被占用，换一个端口 check that nothing else listens there, or use another port (-tcp 127.0.0.1:0)")
+	}
+	return nil
 }
 
 func modbusFlagSet(fs *flag.FlagSet, name string) bool {

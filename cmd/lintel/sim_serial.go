@@ -66,11 +66,11 @@ func runSimSerial(ctx context.Context, args []string, std stdio) error {
 	if *cfgFile != "" {
 		cfg, err := loadConfig(*cfgFile)
 		if err != nil {
-			return err
+			return configNextStep(*cfgFile, err)
 		}
 		copts, sensors, err = simFromConfig(cfg, *rxID)
 		if err != nil {
-			return configErr(err)
+			return configErr(withNextStep(err, "用 --receiver 指定配置中的串口接收器设备 id，或不带 -c 用 --households 模拟 name a serial receiver device of the configuration with --receiver, or simulate demo households with --households instead of -c"))
 		}
 	} else {
 		copts, err = serial.ParseCodecSpec(*codecName, *spec)
@@ -96,7 +96,7 @@ func runSimSerial(ctx context.Context, args []string, std stdio) error {
 	if *listen != "" {
 		srv, err := serial.ListenTCP(*listen)
 		if err != nil {
-			return err
+			return withNextStep(err, "换一个端口，例如 use another address, e.g. --listen 127.0.0.1:0")
 		}
 		defer srv.Close()
 		sim.SetOut(srv)

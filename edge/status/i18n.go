@@ -51,7 +51,7 @@ var catalogue = map[string][2]string{
 	"ov.lastevent":  {"最近事件", "Last event"},
 	"ov.health":     {"状态", "Health"},
 	"ov.ready":      {"正常", "Ready"},
-	"ov.starting":   {"启动中", "Starting"},
+	"ov.starting":   {"正在读取历史事件", "Loading history"},
 	"ov.sinks":      {"上传（城市平台等）", "Uplinks (city platform, …)"},
 	"ov.nosinks":    {"未配置上传。", "No uplink configured."},
 

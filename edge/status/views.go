@@ -32,13 +32,15 @@ type Overview struct {
 	DevicesOffline int               `json:"devices_offline"`
 	DevicesUnknown int               `json:"devices_unknown"`
 	Sinks          []Sink            `json:"sinks"`
-	Ready          bool              `json:"ready"`
+	// HistoryLoaded is false while the page still reads the log's history
+	// after a start; lists may be incomplete until then.
+	HistoryLoaded bool `json:"history_loaded"`
 }
 
 func (s *Server) overview() Overview {
 	o := Overview{
 		Gateway: s.opts.Config.Gateway.ID, Compound: s.opts.Config.Gateway.Compound, CompoundName: s.opts.Config.Compound.Name,
-		Version: s.opts.Version, Started: s.opts.Started, LastSeq: s.opts.Log.LastSeq(), Ready: s.tr.ready(),
+		Version: s.opts.Version, Started: s.opts.Started, LastSeq: s.opts.Log.LastSeq(), HistoryLoaded: s.tr.ready(),
 	}
 	o.UptimeSeconds = int64(s.now().Sub(s.opts.Started).Seconds())
 	q, last, _ := s.tr.clock()
