@@ -193,12 +193,13 @@ func TestTCPReconnect(t *testing.T) {
 	rec := newRecorder()
 	buses := startBuses(t, cfg, rec, nil)
 	rec.wait(t, 0, 3*time.Second, "online", kindFrom(event.DeviceOnline, "s"))
-	stop()
+	// Count before stopping: the offline event may arrive while stop waits.
 	n := len(rec.all())
+	stop()
 	rec.wait(t, n, 5*time.Second, "offline", kindFrom(event.DeviceOffline, "s"))
+	n = len(rec.all())
 	stop = serve()
 	defer stop()
-	n = len(rec.all())
 	rec.wait(t, n, 8*time.Second, "online again", kindFrom(event.DeviceOnline, "s"))
 	if st := buses[0].Stats(); st.IOErrors == 0 && st.Timeouts == 0 {
 		t.Errorf("the outage left no trace in the stats: %+v", st)

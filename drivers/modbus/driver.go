@@ -103,19 +103,18 @@ func NewBuses(env edge.Env, devs []config.Device) ([]*Bus, error) {
 
 // runtimeDevice resolves a device of an already validated config. The
 // config's Reporter belongs to config.Load, so the options are decoded
-// again from their YAML with this package's strict decoder.
+// again, with a reporter of our own: the same strict decoder as
+// Node.DecodeStrict, kept so that resolve's checks find the positions.
 func runtimeDevice(c *config.Config, i int, d config.Device) (*device, error) {
 	if c == nil {
 		c = config.New()
 	}
 	path := fmt.Sprintf("devices[%d]", i)
-	p := newProblems(path + ".options")
+	r := config.NewReporter(c.File)
 	o := defaultOptions()
-	if y := d.Options.YAML(); len(y) > 0 {
-		decodeYAML(p, y, &o)
-	}
-	dv := resolve(p, c, path, d, o)
-	if err := p.err(); err != nil {
+	d.Options.Decode(r, &o)
+	dv := resolve(r, c, path, d, o)
+	if err := r.Err(); err != nil {
 		return nil, err
 	}
 	if dv == nil || dv.prof == nil {

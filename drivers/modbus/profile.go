@@ -1,17 +1,20 @@
 package modbus
 
 import (
+	"bytes"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/lintel-edge/lintel/edge/config"
 	"github.com/lintel-edge/lintel/edge/event"
+	"go.yaml.in/yaml/v3"
 )
 
 // Profile is one device model's register map and how its values become
@@ -63,15 +66,18 @@ type Point struct {
 	Class   string         `yaml:"class"` // event (fast poll) or telemetry
 	Data    map[string]any `yaml:"data"`  // copied into every event of this point (door: 2)
 
-	On       *EventSpec           `yaml:"on"`  // becomes true / non-zero
-	Off      *EventSpec           `yaml:"off"` // becomes false / zero
-	States   map[int64]*EventSpec `yaml:"states"`
-	Above    *Threshold           `yaml:"above"`
-	Below    *Threshold           `yaml:"below"`
-	Increase *EventSpec           `yaml:"increase"` // a counter went up
-	Bits     []*BitSpec           `yaml:"bits"`     // for type bitfield
-	Deadband float64              `yaml:"deadband"` // telemetry: report changes larger than this
-	Sim      *SimSpec             `yaml:"sim"`
+	On     *EventSpec           `yaml:"on"`  // becomes true / non-zero
+	Off    *EventSpec           `yaml:"off"` // becomes false / zero
+	States map[int64]*EventSpec `yaml:"-"`   // from StateKeys, by check
+	// StateKeys is states as written; config's decoder keys maps by
+	// string, so check parses the numbers (and reports bad ones).
+	StateKeys map[string]*EventSpec `yaml:"states"`
+	Above     *Threshold            `yaml:"above"`
+	Below     *Threshold            `yaml:"below"`
+	Increase  *EventSpec            `yaml:"increase"` // a counter went up
+	Bits      []*BitSpec            `yaml:"bits"`     // for type bitfield
+	Deadband  float64               `yaml:"deadband"` // telemetry: report changes larger than this
+	Sim       *SimSpec              `yaml:"sim"`
 
 	table Table
 	typ   valueType
@@ -204,21 +210,93 @@ const MaxProfileSize = 1 << 20
 // the source in problem positions. On failure the error is a
 // config.Problems listing every problem with file:line:col.
 func ParseProfile(file string, data []byte) (*Profile, error) {
-	p := newProblems(file)
+	r := config.NewReporter(file)
 	if len(data) > MaxProfileSize {
-		p.at("", "profile is larger than %d bytes", MaxProfileSize)
-		return nil, p.err()
+		r.At("", "profile is larger than %d bytes", MaxProfileSize)
+		return nil, r.Err()
+	}
+	screened, parsed, ok := screenProfile(file, data)
+	if !ok {
+		return nil, screened
 	}
 	pr := &Profile{}
-	if !decodeYAML(p, data, pr) {
-		return nil, p.err()
+	r.DecodeYAML(data, pr)
+	if !parsed {
+		// Not YAML, or empty: DecodeYAML said so; the checks would only
+		// add noise.
+		return nil, r.Err()
 	}
 	pr.Name = strings.TrimSuffix(baseName(file), ".yaml")
-	pr.check(p)
-	if err := p.err(); err != nil {
+	pr.check(r)
+	if err := merge(r.Err(), screened); err != nil {
 		return nil, err
 	}
 	return pr, nil
+}
+
+// screenProfile finds what config's decoder accepts but a profile must not
+// hold: aliases (which expand exponentially, "billion laughs", and which a
+// profile has no use for) and a second document. parsed is false when the
+// data is not a YAML document (DecodeYAML reports why); ok is false when
+// the document must not be decoded at all.
+func screenProfile(file string, data []byte) (ps config.Problems, parsed, ok bool) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if dec.Decode(&doc) != nil || len(doc.Content) == 0 {
+		return nil, false, true
+	}
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.AliasNode:
+			ps = append(ps, config.Problem{File: file, Line: n.Line, Col: n.Column, Path: path, Msg: "YAML aliases are not supported in profiles"})
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", path, i))
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				kp := n.Content[i].Value
+				if path != "" {
+					kp = path + "." + kp
+				}
+				walk(n.Content[i], kp)
+				walk(n.Content[i+1], kp)
+			}
+		}
+	}
+	walk(&doc, "")
+	if len(ps) > 0 {
+		return ps, true, false
+	}
+	var extra yaml.Node
+	if dec.Decode(&extra) == nil {
+		ps = append(ps, config.Problem{File: file, Line: extra.Line, Col: extra.Column, Path: "--", Msg: "more than one YAML document"})
+	}
+	return ps, true, true
+}
+
+// merge adds the screening problems to the reporter's, in file order.
+func merge(err error, extra config.Problems) error {
+	var all config.Problems
+	if ps, ok := err.(config.Problems); ok {
+		all = append(all, ps...)
+	}
+	all = append(all, extra...)
+	if len(all) == 0 {
+		return nil
+	}
+	sort.SliceStable(all, func(i, j int) bool {
+		if all[i].Line != all[j].Line {
+			return all[i].Line < all[j].Line
+		}
+		return all[i].Col < all[j].Col
+	})
+	return all
 }
 
 func baseName(s string) string {
@@ -261,59 +339,59 @@ func profileDisplayName(cfg *config.Config, name, path string) string {
 	return "built-in:" + path
 }
 
-func (pr *Profile) check(p *problems) {
+func (pr *Profile) check(p *config.Reporter) {
 	if strings.TrimSpace(pr.Model) == "" {
-		p.at("model", "missing: name the device model (vendor and type)")
+		p.At("model", "missing: name the device model (vendor and type)")
 	}
 	def := orderABCD
 	if pr.ByteOrder != "" {
 		o, ok := orderNames[pr.ByteOrder]
 		if !ok {
-			p.at("byte_order", "%q: want ABCD, CDAB, BADC or DCBA", pr.ByteOrder)
+			p.At("byte_order", "%q: want ABCD, CDAB, BADC or DCBA", pr.ByteOrder)
 		}
 		def = o
 	}
 	if l := pr.Limits.MaxRegisters; l < 0 || l > 125 {
-		p.at("limits.max_registers", "%d: want 1–125 (0 or absent means 125)", l)
+		p.At("limits.max_registers", "%d: want 1–125 (0 or absent means 125)", l)
 	}
 	if l := pr.Limits.MaxBits; l < 0 || l > 2000 {
-		p.at("limits.max_bits", "%d: want 1–2000 (0 or absent means 2000)", l)
+		p.At("limits.max_bits", "%d: want 1–2000 (0 or absent means 2000)", l)
 	}
 	if g := pr.Limits.MaxGap; g != nil && (*g < -1 || *g > 124) {
-		p.at("limits.max_gap", "%d: want 0–124 registers, or -1 for one request per point", *g)
+		p.At("limits.max_gap", "%d: want 0–124 registers, or -1 for one request per point", *g)
 	}
 	for i := range pr.NeverRead {
 		r := &pr.NeverRead[i]
 		path := fmt.Sprintf("never_read[%d]", i)
 		t, ok := tableNames[r.Table]
 		if !ok {
-			p.at(path+".table", "%q: want coil, discrete, holding or input", r.Table)
+			p.At(path+".table", "%q: want coil, discrete, holding or input", r.Table)
 		}
 		r.table = t
 		if r.From < 0 || r.To > 0xFFFF || r.From > r.To {
-			p.at(path, "from %d to %d: want 0 ≤ from ≤ to ≤ 65535", r.From, r.To)
+			p.At(path, "from %d to %d: want 0 ≤ from ≤ to ≤ 65535", r.From, r.To)
 		}
 	}
 	if len(pr.Points) == 0 {
-		p.at("points", "missing: a profile needs at least one point")
+		p.At("points", "missing: a profile needs at least one point")
 	}
 	pr.byName = map[string]*Point{}
 	for i, pt := range pr.Points {
 		path := fmt.Sprintf("points[%d]", i)
 		if pt == nil {
-			p.at(path, "empty point")
+			p.At(path, "empty point")
 			continue
 		}
 		pt.check(p, path, def)
 		if pt.Name != "" {
 			if _, dup := pr.byName[pt.Name]; dup {
-				p.at(path+".name", "duplicate point name %q", pt.Name)
+				p.At(path+".name", "duplicate point name %q", pt.Name)
 			}
 			pr.byName[pt.Name] = pt
 		}
 		for j, r := range pr.NeverRead {
 			if r.table == pt.table && pt.Address <= r.To && pt.Address+pt.words()-1 >= r.From {
-				p.at(path+".address", "point %q lies in never_read[%d] (%s %d–%d)", pt.Name, j, r.Table, r.From, r.To)
+				p.At(path+".address", "point %q lies in never_read[%d] (%s %d–%d)", pt.Name, j, r.Table, r.From, r.To)
 			}
 		}
 	}
@@ -321,59 +399,60 @@ func (pr *Profile) check(p *problems) {
 		c := pr.Commands[name]
 		path := "commands." + name
 		if !nameRE.MatchString(name) {
-			p.at(path, "command name %q: use lower-case letters, digits and _", name)
+			p.At(path, "command name %q: use lower-case letters, digits and _", name)
 		}
 		w := &c.Write
 		switch w.Table {
 		case "coil":
 			w.table = Coil
 			if w.Value != 0 && w.Value != 1 {
-				p.at(path+".write.value", "%d: a coil takes 0 or 1", w.Value)
+				p.At(path+".write.value", "%d: a coil takes 0 or 1", w.Value)
 			}
 		case "holding":
 			w.table = Holding
 			if w.Value < 0 || w.Value > 0xFFFF {
-				p.at(path+".write.value", "%d: want 0–65535", w.Value)
+				p.At(path+".write.value", "%d: want 0–65535", w.Value)
 			}
 		case "":
-			p.at(path+".write.table", "missing: coil or holding")
+			p.At(path+".write.table", "missing: coil or holding")
 		default:
-			p.at(path+".write.table", "%q: only coil and holding are writable", w.Table)
+			p.At(path+".write.table", "%q: only coil and holding are writable", w.Table)
 		}
 		if w.Address < 0 || w.Address > 0xFFFF {
-			p.at(path+".write.address", "%d: want 0–65535", w.Address)
+			p.At(path+".write.address", "%d: want 0–65535", w.Address)
 		}
 		if c.Pulse > 0 && w.Release == nil {
-			p.at(path+".pulse", "a pulse needs write.release (the value written when it ends)")
+			p.At(path+".pulse", "a pulse needs write.release (the value written when it ends)")
 		}
 		if c.Pulse.Std() > time.Minute {
-			p.at(path+".pulse", "%s: at most 1m", c.Pulse)
+			p.At(path+".pulse", "%s: at most 1m", c.Pulse)
 		}
 		if c.Confirm != nil {
 			if pr.byName[c.Confirm.Point] == nil {
-				p.at(path+".confirm.point", "unknown point %q", c.Confirm.Point)
+				p.At(path+".confirm.point", "unknown point %q", c.Confirm.Point)
 			}
 			if len(c.Confirm.Values) == 0 {
-				p.at(path+".confirm.values", "missing: the values that mean the command took effect")
+				p.At(path+".confirm.values", "missing: the values that mean the command took effect")
 			}
 			if c.Confirm.Within == 0 {
 				c.Confirm.Within = config.Duration(5 * time.Second)
 			}
 			if c.Confirm.Within.Std() > 2*time.Minute {
-				p.at(path+".confirm.within", "%s: at most 2m", c.Confirm.Within)
+				p.At(path+".confirm.within", "%s: at most 2m", c.Confirm.Within)
 			}
 		}
 		pr.Commands[name] = c
 	}
 }
 
-func (pt *Point) check(p *problems, path string, def byteOrder) {
+func (pt *Point) check(p *config.Reporter, path string, def byteOrder) {
+	pt.parseStates(p, path)
 	if !nameRE.MatchString(pt.Name) {
-		p.at(path+".name", "%q: want a lower-case name like gate_state", pt.Name)
+		p.At(path+".name", "%q: want a lower-case name like gate_state", pt.Name)
 	}
 	t, ok := tableNames[pt.Table]
 	if !ok {
-		p.at(path+".table", "%q: want coil, discrete, holding or input", pt.Table)
+		p.At(path+".table", "%q: want coil, discrete, holding or input", pt.Table)
 	}
 	pt.table = t
 	if pt.Type == "" {
@@ -385,45 +464,45 @@ func (pt *Point) check(p *problems, path string, def byteOrder) {
 	}
 	typ, ok := typeNames[pt.Type]
 	if !ok {
-		p.at(path+".type", "%q: want bool, bitfield, u16, i16, u32, i32 or f32", pt.Type)
+		p.At(path+".type", "%q: want bool, bitfield, u16, i16, u32, i32 or f32", pt.Type)
 	}
 	pt.typ = typ
 	if t.bits() && typ != tBool {
-		p.at(path+".type", "%s table holds single bits: want bool", pt.Table)
+		p.At(path+".type", "%s table holds single bits: want bool", pt.Table)
 	}
 	if pt.Bit != nil && (t.bits() || typ != tBool || *pt.Bit < 0 || *pt.Bit > 15) {
-		p.at(path+".bit", "bit takes 0–15 and needs type bool on a register table")
+		p.At(path+".bit", "bit takes 0–15 and needs type bool on a register table")
 	}
 	if !t.bits() && typ == tBool && pt.Bit == nil {
-		p.at(path+".bit", "missing: which bit (0–15) of the register holds the value")
+		p.At(path+".bit", "missing: which bit (0–15) of the register holds the value")
 	}
 	pt.order = def
 	if pt.Order != "" {
 		o, ok := orderNames[pt.Order]
 		if !ok {
-			p.at(path+".order", "%q: want ABCD, CDAB, BADC or DCBA", pt.Order)
+			p.At(path+".order", "%q: want ABCD, CDAB, BADC or DCBA", pt.Order)
 		}
 		pt.order = o
 	}
 	if pt.Address < 0 || pt.Address+pt.words()-1 > 0xFFFF {
-		p.at(path+".address", "%d: want 0–65535 (PDU addressing: register 40001 is holding 0)", pt.Address)
+		p.At(path+".address", "%d: want 0–65535 (PDU addressing: register 40001 is holding 0)", pt.Address)
 	}
 	if pt.Scale == 0 {
 		pt.Scale = 1
 	}
 	numeric := typ != tBool && typ != tBitfield
 	if (pt.States != nil || pt.Above != nil || pt.Below != nil || pt.Increase != nil) && !numeric {
-		p.at(path, "states, above, below and increase need a numeric type")
+		p.At(path, "states, above, below and increase need a numeric type")
 	}
 	if typ == tBitfield {
 		if len(pt.Bits) == 0 {
-			p.at(path+".bits", "missing: a bitfield names its bits")
+			p.At(path+".bits", "missing: a bitfield names its bits")
 		}
 		if pt.On != nil || pt.Off != nil {
-			p.at(path, "a bitfield has on/off per bit, under bits")
+			p.At(path, "a bitfield has on/off per bit, under bits")
 		}
 	} else if len(pt.Bits) > 0 {
-		p.at(path+".bits", "bits need type bitfield")
+		p.At(path+".bits", "bits need type bitfield")
 	}
 	checkSpec(p, path+".on", pt.On)
 	checkSpec(p, path+".off", pt.Off)
@@ -431,6 +510,7 @@ func (pt *Point) check(p *problems, path string, def byteOrder) {
 	for _, k := range sortedKeys(pt.States) {
 		checkSpec(p, fmt.Sprintf("%s.states.%d", path, k), pt.States[k])
 	}
+	checkData(p, path+".data", pt.Data)
 	if pt.Above != nil {
 		checkSpec(p, path+".above", &pt.Above.EventSpec)
 	}
@@ -441,21 +521,22 @@ func (pt *Point) check(p *problems, path string, def byteOrder) {
 	for i, b := range pt.Bits {
 		bp := fmt.Sprintf("%s.bits[%d]", path, i)
 		if b == nil {
-			p.at(bp, "empty bit")
+			p.At(bp, "empty bit")
 			continue
 		}
 		if b.Bit < 0 || b.Bit > 15 {
-			p.at(bp+".bit", "%d: want 0–15", b.Bit)
+			p.At(bp+".bit", "%d: want 0–15", b.Bit)
 		}
 		if seen[b.Bit] {
-			p.at(bp+".bit", "bit %d named twice", b.Bit)
+			p.At(bp+".bit", "bit %d named twice", b.Bit)
 		}
 		seen[b.Bit] = true
 		if !nameRE.MatchString(b.Name) {
-			p.at(bp+".name", "%q: want a lower-case name like door1_open", b.Name)
+			p.At(bp+".name", "%q: want a lower-case name like door1_open", b.Name)
 		}
 		checkSpec(p, bp+".on", b.On)
 		checkSpec(p, bp+".off", b.Off)
+		checkData(p, bp+".data", b.Data)
 	}
 	hasEvents := pt.On != nil || pt.Off != nil || pt.States != nil || pt.Above != nil || pt.Below != nil || pt.Increase != nil || len(pt.Bits) > 0
 	switch pt.Class {
@@ -465,36 +546,72 @@ func (pt *Point) check(p *problems, path string, def byteOrder) {
 		pt.event = true
 	case "telemetry":
 	default:
-		p.at(path+".class", "%q: want event or telemetry", pt.Class)
+		p.At(path+".class", "%q: want event or telemetry", pt.Class)
 	}
 	if pt.Deadband < 0 {
-		p.at(path+".deadband", "negative")
+		p.At(path+".deadband", "negative")
 	}
 }
 
-func checkSpec(p *problems, path string, s *EventSpec) {
+func checkSpec(p *config.Reporter, path string, s *EventSpec) {
 	if s == nil {
 		return
 	}
 	checkKind(p, path+".kind", s.Kind)
 	checkSeverity(p, path+".severity", s.Severity)
+	checkData(p, path+".data", s.Data)
 	if s.Held != nil {
 		if s.Held.After <= 0 {
-			p.at(path+".held.after", "missing: how long the state may last, like 2m")
+			p.At(path+".held.after", "missing: how long the state may last, like 2m")
 		}
 		checkKind(p, path+".held.kind", s.Held.Kind)
 		checkSeverity(p, path+".held.severity", s.Held.Severity)
 	}
 }
 
-func checkKind(p *problems, path, k string) {
+// checkData keeps event data flat: config's decoder accepts any YAML
+// under an interface, a profile's data holds plain values only.
+func checkData(p *config.Reporter, path string, m map[string]any) {
+	for _, k := range sortedKeys(m) {
+		switch m[k].(type) {
+		case map[string]any, map[any]any:
+			p.At(path+"."+k, "want a plain value, got a mapping")
+		case []any:
+			p.At(path+"."+k, "want a plain value, got a list")
+		}
+	}
+}
+
+// parseStates turns the states keys into numbers, as the register values
+// they match.
+func (pt *Point) parseStates(p *config.Reporter, path string) {
+	if pt.StateKeys == nil {
+		return
+	}
+	pt.States = make(map[int64]*EventSpec, len(pt.StateKeys))
+	for _, k := range sortedKeys(pt.StateKeys) {
+		kp := path + ".states." + k
+		v, err := strconv.ParseInt(strings.ReplaceAll(k, "_", ""), 0, 64)
+		if err != nil {
+			p.At(kp, "want a whole number, got %q", k)
+			continue
+		}
+		if _, dup := pt.States[v]; dup {
+			p.At(kp, "duplicate key %q", k)
+			continue
+		}
+		pt.States[v] = pt.StateKeys[k]
+	}
+}
+
+func checkKind(p *config.Reporter, path, k string) {
 	switch {
 	case k == "":
-		p.at(path, "missing: an event kind like gate.opened")
+		p.At(path, "missing: an event kind like gate.opened")
 	case !event.Kind(k).Valid():
-		p.at(path, "%q: want lower-case dotted words like gate.opened", k)
+		p.At(path, "%q: want lower-case dotted words like gate.opened", k)
 	case !strings.HasPrefix(k, "device.") && !strings.HasPrefix(k, "gate.") && !strings.HasPrefix(k, "door.") && !strings.HasPrefix(k, "access."):
-		p.at(path, "%q is not an Event v1 kind; known: %s", k, knownDeviceKinds())
+		p.At(path, "%q is not an Event v1 kind; known: %s", k, knownDeviceKinds())
 	}
 }
 
@@ -509,9 +626,9 @@ func knownDeviceKinds() string {
 	return strings.Join(out, ", ")
 }
 
-func checkSeverity(p *problems, path, s string) {
+func checkSeverity(p *config.Reporter, path, s string) {
 	if s != "" && !event.Severity(s).Valid() {
-		p.at(path, "%q: want info, warning, alert or critical", s)
+		p.At(path, "%q: want info, warning, alert or critical", s)
 	}
 }
 

@@ -60,6 +60,10 @@ var profileErrorTests = []struct {
 	{"bad yaml", "model: [x\n", `invalid YAML`},
 	{"alias", "model: &m x\ndescription: *m\npoints:\n  - {name: a, table: coil}\n", `aliases are not supported`},
 	{"held without after", "model: x\npoints:\n  - name: a\n    table: coil\n    on: {kind: gate.opened, held: {kind: gate.held_open}}\n", `points[0].on.held.after: missing`},
+	{"states key not a number", "model: x\npoints:\n  - name: a\n    table: holding\n    states: {z: {kind: gate.opened}}\n", `p.yaml:5:14: points[0].states.z: want a whole number, got "z"`},
+	{"states same number twice", "model: x\npoints:\n  - name: a\n    table: holding\n    states: {1: {kind: gate.opened}, 0x1: {kind: gate.closed}}\n", `points[0].states.1: duplicate key "1"`},
+	{"nested data", "model: x\npoints:\n  - name: a\n    table: coil\n    data: {door: {n: 2}}\n", `p.yaml:5:12: points[0].data.door: want a plain value, got a mapping`},
+	{"second document", "model: x\npoints:\n  - {name: a, table: coil}\n---\nmodel: y\n", `p.yaml:4:1: --: more than one YAML document`},
 	{"states on bool", "model: x\npoints:\n  - name: a\n    table: coil\n    states: {1: {kind: gate.opened}}\n", `need a numeric type`},
 }
 

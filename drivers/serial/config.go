@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/lintel-edge/lintel/edge/config"
-	"go.yaml.in/yaml/v3"
 )
 
 // KindReceiver is the device kind of a radio receiver port.
@@ -26,11 +25,11 @@ type ReceiverOptions struct {
 	// Parity is none, even or odd.
 	Parity string `yaml:"parity"`
 	// DedupWindow: the same code again within this gap is an RF repeat.
-	DedupWindow Duration `yaml:"dedup_window"`
+	DedupWindow config.Duration `yaml:"dedup_window"`
 	// ReconnectMin and ReconnectMax bound the backoff between attempts to
 	// reopen a lost port.
-	ReconnectMin Duration `yaml:"reconnect_min"`
-	ReconnectMax Duration `yaml:"reconnect_max"`
+	ReconnectMin config.Duration `yaml:"reconnect_min"`
+	ReconnectMax config.Duration `yaml:"reconnect_max"`
 	// Framed and Line configure those codecs.
 	Framed FramedOptions `yaml:"framed"`
 	Line   LineOptions   `yaml:"line"`
@@ -47,9 +46,9 @@ const (
 func DefaultReceiverOptions() ReceiverOptions {
 	return ReceiverOptions{
 		Parity:       "none",
-		DedupWindow:  Duration(DefaultDedupWindow),
-		ReconnectMin: Duration(DefaultReconnectMin),
-		ReconnectMax: Duration(DefaultReconnectMax),
+		DedupWindow:  config.Duration(DefaultDedupWindow),
+		ReconnectMin: config.Duration(DefaultReconnectMin),
+		ReconnectMax: config.Duration(DefaultReconnectMax),
 	}
 }
 
@@ -324,52 +323,19 @@ func (c collect) err() error {
 	return errors.New(strings.Join(c, "; "))
 }
 
-// Options are decoded a second time at run time from the re-encoded YAML
-// of the section, because edge/config offers a Reporter only inside
-// Parse; Duration understands both decoders.
+// Options are decoded again at run time from the validated config's
+// node, with the same strict decoder (and problems) as validation.
 func decodeSensorOptions(n config.Node) (SensorOptions, error) {
 	var o SensorOptions
-	if n.IsZero() {
-		return o, nil
-	}
-	if err := yaml.Unmarshal(n.YAML(), &o); err != nil {
-		return o, fmt.Errorf("decode options: %w", err)
-	}
-	return o, nil
+	err := n.DecodeStrict(&o)
+	return o, err
 }
 
 func decodeReceiverOptions(n config.Node) (ReceiverOptions, error) {
 	o := DefaultReceiverOptions()
-	if n.IsZero() {
-		return o, nil
-	}
-	if err := yaml.Unmarshal(n.YAML(), &o); err != nil {
-		return o, fmt.Errorf("decode options: %w", err)
-	}
-	return o, nil
+	err := n.DecodeStrict(&o)
+	return o, err
 }
-
-// Duration is a config.Duration ("2s") that go.yaml.in/yaml can decode
-// too.
-type Duration time.Duration
-
-// UnmarshalConfigScalar implements config.Unmarshaler.
-func (d *Duration) UnmarshalConfigScalar(s string) error {
-	var cd config.Duration
-	if err := cd.UnmarshalConfigScalar(s); err != nil {
-		return err
-	}
-	*d = Duration(cd)
-	return nil
-}
-
-// UnmarshalYAML implements yaml.Unmarshaler.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error { return d.UnmarshalConfigScalar(n.Value) }
-
-// Std returns d as a time.Duration.
-func (d Duration) Std() time.Duration { return time.Duration(d) }
-
-func (d Duration) String() string { return time.Duration(d).String() }
 
 func containsInt(s []int, v int) bool {
 	for _, x := range s {

@@ -130,8 +130,8 @@ func TestRuntimeDecodeMatchesValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := ReceiverOptions{Codec: CodecLine, Baud: 115200, Parity: "even", DedupWindow: Duration(750 * time.Millisecond),
-		ReconnectMin: Duration(200 * time.Millisecond), ReconnectMax: Duration(time.Minute),
+	want := ReceiverOptions{Codec: CodecLine, Baud: 115200, Parity: "even", DedupWindow: config.Duration(750 * time.Millisecond),
+		ReconnectMin: config.Duration(200 * time.Millisecond), ReconnectMax: config.Duration(time.Minute),
 		Line: LineOptions{Format: LineKV, Keys: map[string]string{"code": "id", "data": "cmd"}, MaxLine: 128}}
 	if diff := cmp.Diff(want, o); diff != "" {
 		t.Errorf("runtime options (-want +got):\n%s", diff)

@@ -95,9 +95,9 @@ func e2eCases() []e2eCase {
 	base := func(codec string) ReceiverOptions {
 		o := DefaultReceiverOptions()
 		o.Codec = codec
-		o.DedupWindow = Duration(time.Second)
-		o.ReconnectMin = Duration(50 * time.Millisecond)
-		o.ReconnectMax = Duration(200 * time.Millisecond)
+		o.DedupWindow = config.Duration(time.Second)
+		o.ReconnectMin = config.Duration(50 * time.Millisecond)
+		o.ReconnectMax = config.Duration(200 * time.Millisecond)
 		return o
 	}
 	framed := base(CodecFramed)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	_ "github.com/lintel-edge/lintel/configs" // built-in profiles
 	"github.com/lintel-edge/lintel/edge/config"
@@ -209,4 +210,66 @@ func FuzzParse(f *testing.F) {
 		}
 		_ = c.Dump()
 	})
+}
+
+func TestAliasBombRefused(t *testing.T) {
+	src := "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	prev := "a"
+	for _, n := range []string{"b", "c", "d", "e", "f", "g", "h"} {
+		src += n + ": &" + n + " [*" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + "]\n"
+		prev = n
+	}
+	src += "gateway: {id: g, compound: c}\nrules: {x: *h}\n"
+	r := config.NewReporter("bomb.yaml")
+	var v map[string]any
+	done := make(chan struct{})
+	go func() { r.DecodeYAML([]byte(src), &v); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("an alias bomb took more than 10s")
+	}
+	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "alias") {
+		t.Errorf("alias bomb accepted: %v", err)
+	}
+}
+
+func TestIntKeyedMapsAndSecondDocument(t *testing.T) {
+	r := config.NewReporter("p.yaml")
+	var v struct {
+		States map[int]string `yaml:"states"`
+	}
+	r.DecodeYAML([]byte("states: {0: closed, 1: open, x: bad}\n---\nmore: 1\n"), &v)
+	err := r.Err()
+	if v.States[1] != "open" || v.States[0] != "closed" {
+		t.Errorf("states = %v", v.States)
+	}
+	if err == nil || !strings.Contains(err.Error(), `key "x": want a whole number`) || !strings.Contains(err.Error(), "more than one YAML document") {
+		t.Errorf("problems: %v", err)
+	}
+}
+
+// The budget also holds where edge/config's own decoder expands aliases
+// (lists of lists in a typed struct).
+func TestAliasBombTyped(t *testing.T) {
+	src := "a: &a [[x, x, x, x, x, x, x, x, x, x]]\n"
+	prev := "a"
+	for _, n := range []string{"b", "c", "d", "e", "f", "g"} {
+		src += n + ": &" + n + " [" + strings.Repeat("*"+prev+", ", 9) + "*" + prev + "]\n"
+		prev = n
+	}
+	src += "z: *g\n"
+	type deep = [][][][][][][][]string
+	var v struct {
+		A, B, C, D, E, F, G, Z deep
+	}
+	r := config.NewReporter("bomb.yaml")
+	start := time.Now()
+	r.DecodeYAML([]byte(src), &v)
+	if time.Since(start) > 10*time.Second {
+		t.Fatal("too slow")
+	}
+	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "alias") {
+		t.Errorf("alias bomb accepted: %v", err)
+	}
 }

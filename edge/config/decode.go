@@ -74,11 +74,27 @@ var (
 	unmarshaler  = reflect.TypeFor[Unmarshaler]()
 )
 
-type decoder struct{ r *Reporter }
+type decoder struct {
+	r *Reporter
+	// budget bounds the nodes one load may visit: aliases can make a small
+	// file expand exponentially ("billion laughs").
+	budget int
+	spent  bool
+}
+
+// maxNodes is far beyond any real configuration or profile.
+const maxNodes = 200_000
 
 func (d *decoder) mark(n *yaml.Node, path string) { d.r.mark(path, n.Line, n.Column) }
 
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if d.budget++; d.budget > maxNodes {
+		if !d.spent {
+			d.spent = true
+			d.r.fail(path, "document too large or too deeply aliased (over %d values)", maxNodes)
+		}
+		return
+	}
 	if n.Kind == yaml.DocumentNode {
 		if len(n.Content) == 0 {
 			return
@@ -157,10 +173,26 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 				continue
 			}
 			seen[k.Value] = true
+			key := reflect.New(v.Type().Key()).Elem()
+			switch key.Kind() {
+			case reflect.String:
+				key.SetString(k.Value)
+			case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+				i, err := strconv.ParseInt(k.Value, 0, 64)
+				if err != nil || key.OverflowInt(i) {
+					d.mark(k, kp)
+					d.r.fail(kp, "key %q: want a whole number", k.Value)
+					continue
+				}
+				key.SetInt(i)
+			default:
+				d.r.fail(kp, "cannot decode keys into %s", key.Type())
+				continue
+			}
 			e := reflect.New(v.Type().Elem()).Elem()
 			d.decode(val, e, kp)
 			d.mark(k, kp)
-			v.SetMapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key()), e)
+			v.SetMapIndex(key, e)
 		}
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 
@@ -98,12 +99,18 @@ func (r *Reporter) Err() error {
 // config's strictness, reporting problems to r.
 func (r *Reporter) DecodeYAML(data []byte, v any) {
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
 		line, msg := yamlErrorLine(err)
 		r.probs = append(r.probs, Problem{File: r.file, Line: line, Col: 1, Msg: msg})
 		return
 	}
 	r.mark("", 1, 1)
+	var extra yaml.Node
+	if dec.Decode(&extra) == nil {
+		r.mark("--", extra.Line, extra.Column)
+		r.At("--", "more than one YAML document; put everything in one")
+	}
 	if len(doc.Content) == 0 {
 		r.At("", "empty document")
 		return

@@ -1,11 +1,9 @@
 package status
 
 import (
-	"errors"
 	"net"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/lintel-edge/lintel/edge/config"
@@ -78,30 +76,23 @@ func DefaultConfig(dataDir string) Config {
 
 func init() { config.RegisterSection("status", validateSection) }
 
-// decoded keeps the section as validated at load, per configuration, so
-// the daemon uses exactly what `lintel check` accepted (config.Reporter has
-// no exported constructor to decode it a second time).
-var decoded sync.Map // *config.Config → Config
-
 func validateSection(r *config.Reporter, c *config.Config, n config.Node) {
-	before := r.Len()
-	sc := Decode(r, c, n)
-	if r.Len() == before {
-		decoded.Store(c, sc)
-	}
+	Decode(r, c, n)
 }
 
-// FromConfig returns the validated status section of a loaded
-// configuration. A configuration built in code (no status section) gets
-// the defaults.
+// FromConfig decodes and checks the status section of a loaded
+// configuration again, with the same problems as `lintel check`. A
+// configuration built in code (no status section) gets the defaults.
 func FromConfig(c *config.Config) (Config, error) {
-	if v, ok := decoded.Load(c); ok {
-		return v.(Config), nil
-	}
 	if c.Status.IsZero() {
 		return DefaultConfig(c.Gateway.DataDir), nil
 	}
-	return Config{}, errors.New("status section was not validated: load the configuration with config.Load or config.Parse")
+	r := config.NewReporter(c.File)
+	sc := Decode(r, c, c.Status)
+	if err := r.Err(); err != nil {
+		return Config{}, err
+	}
+	return sc, nil
 }
 
 // Decode decodes and checks the status section (defaults applied) and

@@ -1,10 +1,8 @@
 package city
 
 import (
-	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 
@@ -224,34 +222,32 @@ func (o *Options) validate(r *config.Reporter, path string, c *config.Config) {
 	}
 }
 
-// decoded keeps the options decoded while the file was validated, keyed by
-// the configuration they belong to: a sink factory gets the section as a
-// config.Node but has no Reporter to decode it with, and validation has
-// already reported every problem.
-var decoded sync.Map // *config.Config → *sync.Map of section path → Options
-
 func validateSection(r *config.Reporter, c *config.Config, n config.Node) {
 	o := DefaultOptions()
 	n.Decode(r, &o)
-	path := n.Path()
-	if path == "" {
-		path = "sinks.city"
-	}
-	o.validate(r, path, c)
-	m, _ := decoded.LoadOrStore(c, &sync.Map{})
-	m.(*sync.Map).Store(path, o)
+	o.validate(r, sectionPath(n), c)
 }
 
-// optionsFor returns the options decoded for cfg's section n.
+func sectionPath(n config.Node) string {
+	if p := n.Path(); p != "" {
+		return p
+	}
+	return "sinks.city"
+}
+
+// optionsFor decodes and checks cfg's section n again when the sink is
+// built: the strict decoder of Node.DecodeStrict, with a reporter of our
+// own so that the checks after decoding keep their positions.
 func optionsFor(c *config.Config, n config.Node) (Options, error) {
-	path := n.Path()
-	if path == "" {
-		path = "sinks.city"
+	if c == nil {
+		c = config.New()
 	}
-	if m, ok := decoded.Load(c); ok {
-		if o, ok := m.(*sync.Map).Load(path); ok {
-			return o.(Options), nil
-		}
+	r := config.NewReporter(c.File)
+	o := DefaultOptions()
+	n.Decode(r, &o)
+	o.validate(r, sectionPath(n), c)
+	if err := r.Err(); err != nil {
+		return Options{}, err
 	}
-	return Options{}, fmt.Errorf("%s: configuration was not validated by config.Parse", path)
+	return o, nil
 }
