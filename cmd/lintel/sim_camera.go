@@ -18,7 +18,7 @@ import (
 
 func init() {
 	simCommands["camera"] = subcommand{
-		summary: "simulate an RTSP camera or peephole: H.264 test video + ONVIF metadata with scripted events",
+		summary: "simulate an RTSP camera or peephole: H.264/H.265 test video + ONVIF metadata with scripted events",
 		run:     runSimCamera,
 	}
 }
@@ -30,12 +30,15 @@ func runSimCamera(ctx context.Context, args []string, std stdio) error {
 	user := fs.String("user", "", "require digest authentication with this user")
 	passFile := fs.String("password-file", "", "file holding the password for -user (keeps it out of ps and shell history)")
 	pass := fs.String("password", "", "password for -user (prefer -password-file)")
+	codec := fs.String("codec", "h264", "video codec: h264 or h265")
 	fps := fs.Int("fps", 10, "frames per second")
 	bitrate := fs.Int("bitrate", 0, "pad the video to this many bit/s (load tests, e.g. 4000000)")
 	gz := fs.Bool("gzip", false, "serve metadata as vnd.onvif.metadata.gzip")
 	noMeta := fs.Bool("no-metadata", false, "serve video only")
 	udp := fs.Bool("udp", false, "also offer RTP over UDP (on a free port pair; TCP is always offered)")
 	snapshots := fs.String("snapshot-listen", "", "also serve a JPEG at http://ADDR/snapshot.jpg (same credentials), e.g. 127.0.0.1:8080")
+	onvif := fs.Bool("onvif", false, "also serve ONVIF device/media services (snapshot URI, WS-Security) on the -snapshot-listen address")
+	onvifDigest := fs.Bool("onvif-digest", false, "with -onvif: refuse WS-Security with 401 and want HTTP Digest, as some firmwares do")
 	events := fs.String("events", "falling@5s,tamper@15s,visitor@25s", "scripted events kind@offset, repeated every -loop; kinds: "+strings.Join(fakecam.Kinds, ", "))
 	loop := fs.Duration("loop", 30*time.Second, "repeat the script with this period (0: once)")
 	stall := fs.String("stall", "", "stall the video for a while in each loop, offset+length like 20s+6s (camera.video_lost)")
@@ -53,6 +56,12 @@ func runSimCamera(ctx context.Context, args []string, std stdio) error {
 	}
 	if (*user == "") != (password == "") {
 		return usageErr("-user and a password go together")
+	}
+	if *codec != "h264" && *codec != "h265" {
+		return usageErr("-codec %q: want h264 or h265", *codec)
+	}
+	if *codec == "h265" && *bitrate > 0 {
+		return usageErr("-bitrate pads h264 only")
 	}
 	script, err := fakecam.ParseScript(*events)
 	if err != nil {
@@ -72,14 +81,18 @@ func runSimCamera(ctx context.Context, args []string, std stdio) error {
 	cam, err := fakecam.Start(fakecam.Options{
 		Addr: *listen, Path: *path, User: *user, Password: password, FPS: *fps, Bitrate: *bitrate,
 		Gzip: *gz, NoMetadata: *noMeta, UDP: *udp, Snapshots: *snapshots != "", SnapshotAddr: *snapshots, Logger: log,
+		Codec: *codec, ONVIF: *onvif, ONVIFDigest: *onvifDigest,
 	})
 	if err != nil {
-		return err
+		return withNextStep(err, "换一个地址或端口（-listen） use another address or port (-listen)")
 	}
 	defer cam.Close()
 	fmt.Fprintf(std.out, "模拟摄像机 simulated camera: %s\n", config.RedactURL(cam.URL()))
 	if u := cam.SnapshotURL(); u != "" {
 		fmt.Fprintf(std.out, "快照 snapshot: %s\n", u)
+	}
+	if u := cam.ONVIFURL(); u != "" {
+		fmt.Fprintf(std.out, "ONVIF 设备服务 device service: %s (onvif_url)\n", u)
 	}
 	fmt.Fprintf(std.out, "脚本 script: %s, 每 every %s\n", *events, *loop)
 	fmt.Fprintln(std.out, "命令 commands on stdin: "+strings.Join(fakecam.Kinds, " ")+" stall resume freeze thaw drop restart")

@@ -125,3 +125,40 @@ func BenchmarkClipWrite(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParseSOAP parses a Hikvision-style GetProfiles answer (two
+// profiles with their configurations), the largest answer of the ONVIF
+// snapshot lookup, which runs once per session.
+func BenchmarkParseSOAP(b *testing.B) {
+	doc := []byte(soapCases[1].doc)
+	b.SetBytes(int64(len(doc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if r, err := parseSOAP(doc); err != nil || len(r.Profiles) != 2 {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseSOAPStdlib is the baseline in the same run:
+// encoding/xml.Unmarshal of the same answer into structs.
+func BenchmarkParseSOAPStdlib(b *testing.B) {
+	doc := []byte(soapCases[1].doc)
+	type profiles struct {
+		Body struct {
+			Resp struct {
+				Profiles []struct {
+					Token string `xml:"token,attr"`
+				} `xml:"Profiles"`
+			} `xml:"GetProfilesResponse"`
+		} `xml:"Body"`
+	}
+	b.SetBytes(int64(len(doc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var p profiles
+		if err := xml.Unmarshal(doc, &p); err != nil || len(p.Body.Resp.Profiles) != 2 {
+			b.Fatal(err)
+		}
+	}
+}

@@ -112,24 +112,3 @@ func playInBrowser(t *testing.T, browser, clip string) string {
 	}
 	return strings.TrimSpace(title)
 }
-
-// TestClipFFprobe decodes a clip with ffmpeg where it is installed (it is
-// not a CI package; TestClipPlaysInBrowser is the check that always runs
-// in CI).
-func TestClipFFprobe(t *testing.T) {
-	ffmpeg, err := exec.LookPath("ffmpeg")
-	if err != nil {
-		t.Skip("ffmpeg not installed: apt-get install ffmpeg")
-	}
-	cam := startCam(t, fakecam.Options{})
-	r := startDriver(t, cam.URL(), "generic-falling-object", "camera")
-	r.rec.wait(t, event.CameraOnline, 1, 10*time.Second)
-	waitPreRoll(t, r.cam)
-	cam.Trigger("falling")
-	ev := r.rec.wait(t, event.CameraFallingObject, 1, 10*time.Second)
-	clip := filepath.Join(r.dataDir, filepath.FromSlash(ev.Evidence[0].Ref))
-	out, err := exec.Command(ffmpeg, "-v", "error", "-i", clip, "-f", "null", "-").CombinedOutput()
-	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
-		t.Fatalf("ffmpeg: %v\n%s", err, out)
-	}
-}

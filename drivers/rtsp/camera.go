@@ -45,7 +45,8 @@ type Camera struct {
 	secrets  []string
 	ring     *ring
 	clips    *clipStore
-	snapper  *snapshotter // nil without snapshot_url
+	snapper  *snapshotter    // nil without snapshot_url
+	onvif    *onvifSnapshots // nil with snapshot_url or onvif off
 	now      func() time.Time
 
 	docs     chan metaDoc
@@ -108,6 +109,12 @@ func newCamera(env edge.Env, dev config.Device, opts Options, prof *Profile, bud
 	if snap != nil && snap.pass != "" {
 		secrets = append(secrets, snap.pass, url.QueryEscape(snap.pass), url.PathEscape(snap.pass))
 	}
+	var onvif *onvifSnapshots
+	if snap == nil && opts.ONVIF == "auto" && prof.ONVIF != "off" {
+		if onvif, err = newONVIFSnapshots(opts.ONVIFURL, hostOnly(u.Hostname()), user, pass); err != nil {
+			return nil, fmt.Errorf("onvif_url: %w", err)
+		}
+	}
 	root := opts.ClipDir
 	if root == "" {
 		root = env.Config.Gateway.DataDir + "/clips"
@@ -122,6 +129,7 @@ func newCamera(env edge.Env, dev config.Device, opts Options, prof *Profile, bud
 		ring:     newRing(opts.PreRoll.Std(), int64(opts.BufferMax), budget),
 		clips:    &clipStore{root: root, device: dev.ID, quota: int64(opts.ClipQuota), retention: opts.ClipRetention.Std()},
 		snapper:  snap,
+		onvif:    onvif,
 		now:      time.Now,
 		docs:     make(chan metaDoc, 64),
 		state:    make(chan stateChange),
@@ -424,6 +432,9 @@ func (c *Camera) session(ctx context.Context) (played bool, err error) {
 	}
 	if _, err := cl.Play(nil); err != nil {
 		return false, fmt.Errorf("play: %w", explain(err))
+	}
+	if c.onvif != nil {
+		c.onvif.newSession()
 	}
 	transport := "auto"
 	if cl.Transport != nil {
@@ -806,11 +817,18 @@ func (c *Camera) startClip(ctx context.Context, inc Incident, done chan<- clipRe
 		var snap *event.Evidence
 		var snapErr error
 		var sg sync.WaitGroup
-		if c.snapper != nil {
+		if c.snapper != nil || c.onvif != nil {
 			sg.Go(func() {
-				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				// ONVIF may take four round trips before the JPEG.
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 				defer cancel()
-				jpeg, err := c.snapper.fetch(sctx)
+				var jpeg []byte
+				var err error
+				if c.snapper != nil {
+					jpeg, err = c.snapper.fetch(sctx)
+				} else {
+					jpeg, err = c.onvif.fetch(sctx)
+				}
 				if err != nil {
 					snapErr = err
 					return

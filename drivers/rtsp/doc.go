@@ -9,7 +9,10 @@
 // (configs/cameras), watches stream health (camera.online/offline,
 // camera.video_lost/restored), and cuts evidence clips (fragmented MP4) from
 // a memory-bounded ring buffer of encoded access units around incidents.
-// The gateway never decodes video.
+// The gateway never decodes video (H.264 and H.265 are both passed
+// through). Incidents also get a JPEG snapshot, from a configured URL or
+// from the snapshot URI the camera gives over ONVIF (SOAP with a
+// WS-Security digest, looked up once per session).
 //
 // Credentials in camera URLs never reach logs, events or errors: every
 // URL shown goes through config.RedactURL and errors from the RTSP library

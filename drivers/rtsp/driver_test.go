@@ -131,6 +131,12 @@ const testOptions = `
 func startDriver(t *testing.T, url, profile, kind string, extraOptions ...string) *rig {
 	t.Helper()
 	dir := t.TempDir()
+	extra := strings.Join(extraOptions, "")
+	if !strings.Contains(extra, "onvif") {
+		// Hermetic: no ONVIF lookup at http://127.0.0.1/ (port 80) of the
+		// test machine unless the test asks for one.
+		extra += "\n      onvif: \"off\""
+	}
 	household := ""
 	if kind == "peephole" {
 		household = "household: h-1"
@@ -146,7 +152,7 @@ devices:
     profile: %s
     %s
     options:%s
-`, dir, kind, url, profile, household, testOptions+strings.Join(extraOptions, ""))
+`, dir, kind, url, profile, household, testOptions+extra)
 	cfg, err := config.Parse("test.yaml", []byte(y))
 	if err != nil {
 		t.Fatalf("config: %v", err)

@@ -1,15 +1,10 @@
 package rtsp
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
-	"reflect"
-	"strings"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/lintel-edge/lintel/edge/config"
 )
@@ -56,6 +51,11 @@ type Options struct {
 	// snapshot is attached to every incident that gets a clip. The RTSP
 	// credentials are used unless the URL has its own.
 	SnapshotURL string `yaml:"snapshot_url"`
+	// ONVIF is auto (without snapshot_url, ask the camera's ONVIF device
+	// service for its snapshot URI) or off. ONVIFURL is that service;
+	// default http://<camera host>/onvif/device_service.
+	ONVIF    string `yaml:"onvif"`
+	ONVIFURL string `yaml:"onvif_url"`
 	// FloorBands map image heights to floors for the start-floor estimate
 	// of falling objects.
 	FloorBands []FloorBand `yaml:"floor_bands"`
@@ -72,6 +72,7 @@ func defaultOptions() Options {
 		BufferMax:      config.Size(16 << 20),
 		BufferTotal:    config.Size(128 << 20),
 		Clips:          "on",
+		ONVIF:          "auto",
 		ClipQuota:      config.Size(2 << 30),
 		ClipRetention:  config.Duration(30 * 24 * time.Hour),
 	}
@@ -126,6 +127,20 @@ func decodeOptions(r *config.Reporter, path string, d config.Device) Options {
 			r.At(p+".snapshot_url", "%v", err)
 		}
 	}
+	switch o.ONVIF {
+	case "auto", "off":
+	default:
+		r.At(p+".onvif", "%q: want auto or off", o.ONVIF)
+	}
+	if o.ONVIFURL != "" {
+		if u, err := parseHTTPURL(o.ONVIFURL); err != nil {
+			r.At(p+".onvif_url", "%v", err)
+		} else if u.User != nil {
+			// The camera's credentials are used; a second copy here would
+			// be one more place for a password to leak from.
+			r.At(p+".onvif_url", "%q: no credentials here: the camera's user and password are used", config.RedactURL(o.ONVIFURL))
+		}
+	}
 	for i, b := range o.FloorBands {
 		bp := fmt.Sprintf("%s.floor_bands[%d]", p, i)
 		if b.YMin < 0 || b.YMax > 1 || b.YMin >= b.YMax {
@@ -166,49 +181,12 @@ func contains(s []string, v string) bool {
 }
 
 // optionsAtRuntime decodes a device's options again when the driver
-// starts. edge/config offers its Reporter only inside Parse, where the
-// options were already validated with positions; here any problem is a
-// plain error.
+// starts, with the same strict decoder and positioned problems as
+// validation.
 func optionsAtRuntime(d config.Device) (Options, error) {
 	o := defaultOptions()
-	raw := d.Options.YAML()
-	if len(raw) == 0 {
-		return o, nil
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		return o, fmt.Errorf("options: %w", err)
-	}
-	if len(doc.Content) == 0 {
-		return o, nil
-	}
-	n := doc.Content[0]
-	if n.Kind != yaml.MappingNode {
-		return o, errors.New("options: want a mapping")
-	}
-	v := reflect.ValueOf(&o).Elem()
-	fields := map[string]reflect.Value{}
-	for i := 0; i < v.NumField(); i++ {
-		name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
-		fields[name] = v.Field(i)
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		key, val := n.Content[i].Value, n.Content[i+1]
-		f, ok := fields[key]
-		if !ok {
-			return o, fmt.Errorf("options.%s: unknown key", key)
-		}
-		if u, ok := f.Addr().Interface().(config.Unmarshaler); ok {
-			if err := u.UnmarshalConfigScalar(val.Value); err != nil {
-				return o, fmt.Errorf("options.%s: %w", key, err)
-			}
-			continue
-		}
-		if err := val.Decode(f.Addr().Interface()); err != nil {
-			return o, fmt.Errorf("options.%s: %w", key, err)
-		}
-	}
-	return o, nil
+	err := d.Options.DecodeStrict(&o)
+	return o, err
 }
 
 // DeviceURL returns the URL the driver dials for a configured device, with

@@ -57,6 +57,14 @@ devices:
 			"devices[0].options.clips: \"maybe\": want on or off",
 			"devices[0].options.floor_bands[0]: y_min 0.5, y_max 0.2",
 		}},
+		{"onvif", "camera", "generic-falling-object", `      onvif: maybe
+      onvif_url: http://admin:Onvif-Word-2@10.0.0.1/onvif/device_service`, []string{
+			`devices[0].options.onvif: "maybe": want auto or off`,
+			`devices[0].options.onvif_url: "http://admin:REDACTED@10.0.0.1/onvif/device_service": no credentials here`,
+		}},
+		{"onvif_url scheme", "camera", "generic-falling-object", `      onvif_url: rtsp://10.0.0.1/onvif`, []string{
+			`devices[0].options.onvif_url: "rtsp://10.0.0.1/onvif": want an http:// or https:// URL`,
+		}},
 		{"typo", "camera", "generic-falling-object", `      pre_rol: 5s`, []string{`unknown key "pre_rol" (did you mean "pre_roll"?)`}},
 		{"profile for another kind", "peephole", "generic-falling-object", `      clips: "on"`, []string{`profile "generic-falling-object" is for [camera] devices, not peephole`}},
 		{"unknown profile", "camera", "acme-x1", `      clips: "on"`, []string{`unknown profile "acme-x1"`}},
@@ -73,7 +81,7 @@ devices:
 					t.Errorf("missing %q in:\n%v", w, err)
 				}
 			}
-			if strings.Contains(err.Error(), "Secret-Word-1") {
+			if strings.Contains(err.Error(), "Secret-Word-1") || strings.Contains(err.Error(), "Onvif-Word-2") {
 				t.Errorf("password in problems:\n%v", err)
 			}
 		})

@@ -36,6 +36,9 @@ type Profile struct {
 	Topics []TopicRule `yaml:"topics"`
 	// Ignore lists topics that are dropped silently (heartbeats, CPU load).
 	Ignore []string `yaml:"ignore"`
+	// ONVIF is auto (default: the model may offer its snapshot URI over
+	// ONVIF) or off (it has no usable ONVIF media service: do not ask).
+	ONVIF string `yaml:"onvif"`
 
 	trackWindow, unmappedCooldown time.Duration
 }
@@ -119,6 +122,13 @@ func (p *Profile) check() error {
 	case "onvif", "image":
 	default:
 		errs = append(errs, fmt.Errorf("coordinates: %q: want onvif or image", p.Coordinates))
+	}
+	switch p.ONVIF {
+	case "":
+		p.ONVIF = "auto"
+	case "auto", "off":
+	default:
+		errs = append(errs, fmt.Errorf("onvif: %q: want auto or off", p.ONVIF))
 	}
 	var err error
 	if p.trackWindow, err = parseDur(p.TrackWindow, 5*time.Second); err != nil {

@@ -1,9 +1,10 @@
 // Package fakecam is a simulated RTSP camera for tests, bench rehearsals
 // and `lintel sim camera`: a gortsplib server that serves a small looped
-// H.264 test video and an ONVIF metadata track carrying scripted events
-// (falling object with an object track, tamper, visitor, loitering,
+// H.264 or H.265 test video and an ONVIF metadata track carrying scripted
+// events (falling object with an object track, tamper, visitor, loitering,
 // doorbell, motion), with digest authentication and switches to stall the
-// video, stall everything, drop a metadata packet and restart.
+// video, stall everything, drop a metadata packet and restart; optionally
+// an HTTP snapshot and ONVIF device/media services with a snapshot URI.
 package fakecam
 
 import (
@@ -27,6 +28,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/mediacommon/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/pkg/codecs/h265"
 	"github.com/pion/rtp"
 )
 
@@ -36,6 +38,17 @@ import (
 //go:embed testdata/test.h264
 var TestVideo []byte
 
+// TestVideoH265 is testdata/test.h265: 3 s of ffmpeg's testsrc at
+// 320×240, 10 fps, an IDR every 10 frames, no B-frames, parameter sets
+// before each IDR. Made once with
+//
+//	ffmpeg -f lavfi -i testsrc=size=320x240:rate=10 -t 3 -c:v libx265 -crf 18 \
+//	  -x265-params keyint=10:min-keyint=10:bframes=0:open-gop=0:repeat-headers=1:info=0 \
+//	  -f hevc test.h265
+//
+//go:embed testdata/test.h265
+var TestVideoH265 []byte
+
 // Options configure a camera. The zero value serves the test video at
 // 10 fps on a free loopback port with no authentication.
 type Options struct {
@@ -43,7 +56,10 @@ type Options struct {
 	Path     string // stream path; default /stream1
 	User     string // digest authentication when set
 	Password string
-	// Video is an Annex-B H.264 stream looped forever; default TestVideo.
+	// Codec is "h264" (default) or "h265".
+	Codec string
+	// Video is an Annex-B stream in Codec looped forever; default
+	// TestVideo, or TestVideoH265 for h265.
 	Video []byte
 	FPS   int // default 10
 	// Bitrate pads each frame with SEI NAL units to reach this many
@@ -65,13 +81,26 @@ type Options struct {
 	// (same digest credentials); SnapshotAddr defaults to 127.0.0.1:0.
 	Snapshots    bool
 	SnapshotAddr string
-	Logger       *slog.Logger
+	// ONVIF also serves an ONVIF device and media service on that HTTP
+	// server (GetCapabilities, GetServices, GetProfiles, GetSnapshotUri;
+	// see ONVIFURL), checking the WS-Security PasswordDigest, and the
+	// JPEG at the snapshot URI it hands out. ONVIFDigest makes it refuse
+	// WS-Security with HTTP 401 and want HTTP Digest instead, as some
+	// firmwares do.
+	ONVIF       bool
+	ONVIFDigest bool
+	// ONVIFPassword, when set, is the password of the ONVIF services and
+	// their snapshot instead of Password (Hikvision keeps ONVIF users
+	// apart from web/RTSP users).
+	ONVIFPassword string
+	Logger        *slog.Logger
 }
 
 // Camera is a running simulated camera.
 type Camera struct {
 	opts  Options
 	aus   [][][]byte
+	vps   []byte // h265 only
 	sps   []byte
 	pps   []byte
 	log   *slog.Logger
@@ -94,6 +123,7 @@ type Camera struct {
 
 	http     *http.Server
 	httpAddr string
+	onvifReq map[string]int // by operation
 
 	stop chan struct{}
 	done chan struct{}
@@ -114,8 +144,21 @@ func Start(opts Options) (*Camera, error) {
 	if !strings.HasPrefix(opts.Path, "/") {
 		opts.Path = "/" + opts.Path
 	}
+	switch opts.Codec {
+	case "":
+		opts.Codec = "h264"
+	case "h264", "h265":
+	default:
+		return nil, fmt.Errorf("codec %q: want h264 or h265", opts.Codec)
+	}
+	if opts.Codec == "h265" && opts.Bitrate > 0 {
+		return nil, errors.New("bitrate padding is for h264 only")
+	}
 	if opts.Video == nil {
 		opts.Video = TestVideo
+		if opts.Codec == "h265" {
+			opts.Video = TestVideoH265
+		}
 	}
 	if opts.FPS <= 0 {
 		opts.FPS = 10
@@ -130,24 +173,42 @@ func Start(opts Options) (*Camera, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Camera{opts: opts, log: opts.Logger, stop: make(chan struct{}), done: make(chan struct{})}
+	// Annex-B framing is the same for both codecs.
 	nalus, err := h264.AnnexBUnmarshal(opts.Video)
 	if err != nil {
 		return nil, fmt.Errorf("read test video: %w", err)
 	}
-	c.aus = splitAUs(nalus)
+	if opts.Codec == "h265" {
+		c.aus = splitAUs265(nalus)
+		for _, n := range nalus {
+			if len(n) < 2 {
+				continue
+			}
+			switch h265.NALUType((n[0] >> 1) & 0x3f) {
+			case h265.NALUType_VPS_NUT:
+				c.vps = first(c.vps, n)
+			case h265.NALUType_SPS_NUT:
+				c.sps = first(c.sps, n)
+			case h265.NALUType_PPS_NUT:
+				c.pps = first(c.pps, n)
+			}
+		}
+		if c.vps == nil {
+			return nil, errors.New("test video has no VPS")
+		}
+	} else {
+		c.aus = splitAUs(nalus)
+		for _, n := range nalus {
+			switch h264.NALUType(n[0] & 0x1f) {
+			case h264.NALUTypeSPS:
+				c.sps = first(c.sps, n)
+			case h264.NALUTypePPS:
+				c.pps = first(c.pps, n)
+			}
+		}
+	}
 	if len(c.aus) == 0 {
 		return nil, errors.New("test video has no frames")
-	}
-	for _, n := range nalus {
-		switch h264.NALUType(n[0] & 0x1f) {
-		case h264.NALUTypeSPS:
-			c.sps = n
-		case h264.NALUTypePPS:
-			c.pps = n
-		}
-		if c.sps != nil && c.pps != nil {
-			break
-		}
 	}
 	if c.sps == nil || c.pps == nil {
 		return nil, errors.New("test video has no SPS/PPS")
@@ -158,7 +219,7 @@ func Start(opts Options) (*Camera, error) {
 	if err := c.startServer(opts.Addr); err != nil {
 		return nil, err
 	}
-	if opts.Snapshots {
+	if opts.Snapshots || opts.ONVIF {
 		if opts.SnapshotAddr == "" {
 			opts.SnapshotAddr = "127.0.0.1:0"
 		}
@@ -196,8 +257,60 @@ func splitAUs(nalus [][]byte) [][][]byte {
 	return out
 }
 
+func first(have, n []byte) []byte {
+	if have != nil {
+		return have
+	}
+	return n
+}
+
+// splitAUs265 groups H.265 NAL units into access units: a new one starts
+// at a VPS, SPS, PPS, AUD or prefix SEI after a slice, or at a slice that
+// is the first of its picture (first_slice_segment_in_pic_flag).
+func splitAUs265(nalus [][]byte) [][][]byte {
+	var out [][][]byte
+	var cur [][]byte
+	hasSlice := false
+	for _, n := range nalus {
+		if len(n) < 2 {
+			continue
+		}
+		t := h265.NALUType((n[0] >> 1) & 0x3f)
+		isSlice := t < 32
+		firstInPic := isSlice && len(n) > 2 && n[2]&0x80 != 0
+		startsAU := firstInPic || t == h265.NALUType_VPS_NUT || t == h265.NALUType_SPS_NUT ||
+			t == h265.NALUType_PPS_NUT || t == h265.NALUType_AUD_NUT || t == h265.NALUType_PREFIX_SEI_NUT
+		if hasSlice && startsAU {
+			out = append(out, cur)
+			cur, hasSlice = nil, false
+		}
+		cur = append(cur, n)
+		hasSlice = hasSlice || isSlice
+	}
+	if hasSlice {
+		out = append(out, cur)
+	}
+	return out
+}
+
 func (c *Camera) startServer(addr string) error {
-	vf := &format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: c.sps, PPS: c.pps}
+	var vf format.Format
+	var enc videoEncoder
+	if c.opts.Codec == "h265" {
+		f := &format.H265{PayloadTyp: 96, VPS: c.vps, SPS: c.sps, PPS: c.pps}
+		e, err := f.CreateEncoder()
+		if err != nil {
+			return err
+		}
+		vf, enc = f, e
+	} else {
+		f := &format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: c.sps, PPS: c.pps}
+		e, err := f.CreateEncoder()
+		if err != nil {
+			return err
+		}
+		vf, enc = f, e
+	}
 	c.video = &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{vf}}
 	medias := []*description.Media{c.video}
 	c.meta = nil
@@ -244,11 +357,6 @@ func (c *Camera) startServer(addr string) error {
 		if !c.opts.UDP || attempt >= 20 {
 			return fmt.Errorf("start rtsp server: %w", err)
 		}
-	}
-	enc, err := vf.CreateEncoder()
-	if err != nil {
-		s.Close()
-		return err
 	}
 	c.mu.Lock()
 	c.srv = s

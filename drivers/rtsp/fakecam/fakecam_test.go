@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/bluenviron/mediacommon/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/pkg/codecs/h265"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/test.h264")
@@ -55,4 +56,41 @@ func TestTestVideo(t *testing.T) {
 		t.Fatalf("test video is %d bytes; keep it small", len(b))
 	}
 	t.Logf("test video: %d bytes", len(b))
+}
+
+// TestTestVideoH265 checks the committed H.265 stream splits into the
+// expected access units and is small.
+func TestTestVideoH265(t *testing.T) {
+	nalus, err := h264.AnnexBUnmarshal(TestVideoH265)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aus := splitAUs265(nalus)
+	var sps h265.SPS
+	irap := 0
+	dx := h265.NewDTSExtractor2()
+	for i, au := range aus {
+		if h265.IsRandomAccess(au) {
+			irap++
+		}
+		for _, n := range au {
+			if h265.NALUType((n[0]>>1)&0x3f) == h265.NALUType_SPS_NUT && sps.Unmarshal(n) != nil {
+				t.Fatal("bad SPS")
+			}
+		}
+		if _, err := dx.Extract(au, int64(i)*9000); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+	}
+	if len(aus) != 30 || irap != 3 || sps.Width() != 320 || sps.Height() != 240 {
+		t.Fatalf("%d frames, %d IRAP, %dx%d; want 30, 3, 320x240", len(aus), irap, sps.Width(), sps.Height())
+	}
+	if len(TestVideoH265) > 32<<10 {
+		t.Fatalf("H.265 test video is %d bytes; keep it small", len(TestVideoH265))
+	}
+	c, err := Start(Options{Codec: "h265"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // snapshotJPEG draws a frame like the video's: grey with the box.
@@ -49,7 +50,10 @@ func (c *Camera) startSnapshots(addr string) error {
 		w.Header().Set("Content-Type", "image/jpeg")
 		w.Write(pic)
 	})
-	c.http = &http.Server{Handler: mux}
+	if c.opts.ONVIF {
+		c.onvifRoutes(mux, pic)
+	}
+	c.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	c.httpAddr = ln.Addr().String()
 	go c.http.Serve(ln)
 	return nil
@@ -58,13 +62,15 @@ func (c *Camera) startSnapshots(addr string) error {
 // SnapshotURL is the camera's HTTP snapshot URL (without credentials), or
 // "" when Options.Snapshots is off.
 func (c *Camera) SnapshotURL() string {
-	if c.httpAddr == "" {
+	if c.httpAddr == "" || !c.opts.Snapshots {
 		return ""
 	}
 	return "http://" + c.httpAddr + "/snapshot.jpg"
 }
 
-func (c *Camera) digestOK(r *http.Request) bool {
+func (c *Camera) digestOK(r *http.Request) bool { return c.digestOKWith(r, c.opts.Password) }
+
+func (c *Camera) digestOKWith(r *http.Request, password string) bool {
 	h := r.Header.Get("Authorization")
 	if !strings.HasPrefix(h, "Digest ") {
 		return false
@@ -77,7 +83,7 @@ func (c *Camera) digestOK(r *http.Request) bool {
 		}
 	}
 	md := func(s string) string { sum := md5.Sum([]byte(s)); return hex.EncodeToString(sum[:]) }
-	ha1 := md(c.opts.User + ":IPCAM:" + c.opts.Password)
+	ha1 := md(c.opts.User + ":IPCAM:" + password)
 	ha2 := md(r.Method + ":" + p["uri"])
 	want := md(ha1 + ":" + p["nonce"] + ":" + p["nc"] + ":" + p["cnonce"] + ":" + p["qop"] + ":" + ha2)
 	return p["username"] == c.opts.User && p["nonce"] == c.nonce && p["uri"] == r.URL.RequestURI() && p["response"] == want
