@@ -84,6 +84,7 @@ func crashChild(path string) int {
 	if trickle {
 		o.FlushWindow = 20 * time.Millisecond
 	}
+	o.walBuffered = strings.Contains(mode, "+buffered")
 	s, err := Open(o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open:", err)
@@ -96,7 +97,7 @@ func crashChild(path string) int {
 		_, _ = os.Stdout.WriteString(line) // one write per line: no partial lines but the last
 		outMu.Unlock()
 	}
-	say("E %s", s.Epoch())
+	say("E %s %t %d", s.Epoch(), s.j.direct, s.j.unit)
 	appenders := crashAppenders
 	if trickle {
 		appenders = 8
@@ -162,11 +163,19 @@ func TestCrashKill9(t *testing.T) {
 	var epoch string
 	var maxAck, maxReported, maxState uint64
 	selfKills, replayed := 0, 0
+	// The children must write the journal with O_DIRECT wherever the
+	// test directory allows it (every eighth one through the page cache).
+	wantDirect := directWorks(t, filepath.Dir(path))
+	directChildren, bufferedChildren := 0, 0
 	var totalReported int
 	start := time.Now()
 	for cycle := range cycles {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		mode := []string{"fast", "trickle", "fast+foldkill", "trickle+foldkill"}[cycle%4]
+		buffered := cycle%8 == 5
+		if buffered {
+			mode += "+buffered"
+		}
 		cmd.Env = append(os.Environ(), crashChildEnv+"="+path, crashModeEnv+"="+mode)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
@@ -223,6 +232,13 @@ func TestCrashKill9(t *testing.T) {
 				} else if f[1] != epoch {
 					t.Fatalf("cycle %d: epoch changed %s -> %s: the file was recreated", cycle, epoch, f[1])
 				}
+				if direct := f[2] == "true"; direct != (wantDirect && !buffered) {
+					t.Fatalf("cycle %d (%s): child journal direct=%v unit %s, want direct=%v", cycle, mode, direct, f[3], wantDirect && !buffered)
+				} else if direct {
+					directChildren++
+				} else {
+					bufferedChildren++
+				}
 			case "K":
 				maxAck = max(maxAck, atou(t, f[1]))
 			case "S":
@@ -247,8 +263,8 @@ func TestCrashKill9(t *testing.T) {
 	if replayed == 0 {
 		t.Fatal("no journal frame was ever replayed: the test did not exercise the journal")
 	}
-	t.Logf("%d kill/reopen cycles (%d self-kills inside a fold, %d journal frames replayed), %d appends reported durable, last seq %d, last ack %d, state version %d, %s",
-		cycles, selfKills, replayed, totalReported, maxReported, maxAck, maxState, time.Since(start).Round(time.Millisecond))
+	t.Logf("%d kill/reopen cycles (%d self-kills inside a fold, %d journal frames replayed; children writing with O_DIRECT %d, through the page cache %d), %d appends reported durable, last seq %d, last ack %d, state version %d, %s",
+		cycles, selfKills, replayed, directChildren, bufferedChildren, totalReported, maxReported, maxAck, maxState, time.Since(start).Round(time.Millisecond))
 }
 
 func atou(t *testing.T, s string) uint64 {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+	"unsafe"
 )
 
 // The write-ahead journal (<path>.wal) makes small group commits cheap.
@@ -18,13 +19,19 @@ import (
 // A bbolt commit rewrites whole 4 KiB pages (leaf, branch, root, freelist,
 // meta) whatever it carries; at a trickle of 10 events/s with a 200 ms
 // window that is ~18 KB per event. A journal commit instead writes one
-// CRC-framed frame, usually inside a single 4 KiB page, and fdatasyncs it.
-// The file is created once at full size and filled with real zeros, so
-// later writes overwrite allocated blocks and fdatasync has no metadata to
-// commit. The frames stay in memory (the overlay, see readView) and are
-// folded into bbolt in one large transaction every walFoldEvery, or at
-// walFoldBytes, when the file fills, before any deletion that is not a
-// plain ack (quota, retention), at Flush and at Close.
+// CRC-framed frame and fdatasyncs it. Where the filesystem allows it the
+// journal is written with O_DIRECT in logical-sector units (512 bytes,
+// 4096 if the device refuses 512: a probe at open decides), so a commit
+// sends only the sectors holding its frame to the block layer; elsewhere
+// (no O_DIRECT: EINVAL at open or in the probe) it goes through the page
+// cache in whole 4 KiB pages, since a synced buffered write dirties a
+// whole page anyway. The file is created once at full size and filled
+// with real zeros, so later writes overwrite allocated blocks and
+// fdatasync has no metadata to commit. The frames stay in memory (the
+// overlay, see readView) and are folded into bbolt in one large
+// transaction every walFoldEvery, or at walFoldBytes, when the file fills,
+// before any deletion that is not a plain ack (quota, retention), at Flush
+// and at Close.
 //
 // Generations make replay exact. Every frame carries the header's
 // generation and a frame index (1, 2, … with no gaps). A fold stores the
@@ -36,11 +43,15 @@ import (
 // replay stops at the first frame that is torn, of another generation or
 // out of order, which is where the last, unacknowledged commit ended.
 //
-// Torn writes after a power cut: frames are written as whole pages that
-// repeat the page's earlier frames byte for byte, so whatever mix of old
-// and new sectors lands, those frames are intact. The header is rewritten
-// only when everything in the journal is already folded, so a torn header
-// loses nothing; the journal is then moved aside with an alert.
+// Torn writes after a power cut: frames are written as whole units
+// (sectors or pages) that repeat the unit's earlier frames byte for byte,
+// so whatever mix of old and new sectors lands, those frames are intact;
+// the frame being written, which may straddle sectors, fails its CRC if
+// any of its sectors did not land, and replay stops there (its Append
+// never returned; TestJournalTornSectors). This assumes the device writes
+// one logical sector atomically. The header is rewritten only when
+// everything in the journal is already folded, so a torn header loses
+// nothing; the journal is then moved aside with an alert.
 //
 // Journal layout, integers big-endian. Header, page 0:
 //
@@ -65,8 +76,8 @@ import (
 //	             delete (4): ns, key
 //
 // A frame of at most one page that would straddle a page boundary starts
-// at the next boundary instead, so a commit dirties one page, not two;
-// replay follows it there.
+// at the next boundary instead, so a buffered commit dirties one page, not
+// two; replay follows it there. Frames do straddle sector boundaries.
 const (
 	walPage        = 4096
 	walHeaderLen   = 48
@@ -294,12 +305,16 @@ type journal struct {
 	off     int64  // where the next frame goes
 	index   uint64 // frames written in this generation
 	lastOff int64  // where the last frame went (tests)
-	page    []byte // this generation's bytes in the page holding off, up to off
+	unit    int64  // write unit: the logical sector under O_DIRECT, else walPage
+	direct  bool   // f was opened with O_DIRECT
+	last    []byte // this generation's bytes in the unit holding off, up to off
+	buf     []byte // memory-aligned write buffer (O_DIRECT needs one)
 	broken  bool   // a write failed: commit to bbolt only until reopen
 }
 
 // nextOffset places a frame of n bytes: a frame of at most a page that
-// would straddle a boundary starts on the next one.
+// would straddle a page boundary starts on the next one. Placement is by
+// page whatever the write unit, so replay needs no knowledge of it.
 func (j *journal) nextOffset(n int) int64 {
 	off := j.off
 	if in := off % walPage; n <= walPage && in+int64(n) > walPage {
@@ -308,12 +323,26 @@ func (j *journal) nextOffset(n int) int64 {
 	return off
 }
 
+// scratch returns n zeroed bytes of the aligned write buffer.
+func (j *journal) scratch(n int) []byte {
+	if cap(j.buf) < n {
+		j.buf = alignedBuf(max(n, walPage))
+	}
+	b := j.buf[:n]
+	clear(b)
+	return b
+}
+
 // append writes one frame of the current generation and fdatasyncs it.
 //
-// It writes whole, aligned pages: the frames already in the first page
-// (kept in j.page), the frame, zeros to the end of the last page. A full
-// page overwrite needs no read of the old block, and it dirties exactly
-// the pages the frame touches (see dropCache for why that needs care).
+// It writes whole, aligned units (512-byte sectors under O_DIRECT, 4 KiB
+// pages through the page cache): the frames already in the first unit
+// (kept in j.last), the frame, zeros to the end of the last unit. Under
+// O_DIRECT only those sectors go to the block layer; through the page
+// cache a full page overwrite needs no read of the old block, and it
+// dirties exactly the pages the frame touches (see dropCache for why that
+// needs care). Either way a unit rewritten under a power cut holds the
+// same earlier frames in its old and its new version.
 func (j *journal) append(payload []byte) error {
 	frame := encodeWALFrame(j.gen, j.index+1, payload)
 	off := j.nextOffset(len(frame))
@@ -321,10 +350,11 @@ func (j *journal) append(payload []byte) error {
 	if end > j.size {
 		return errWALFull
 	}
-	start := off - off%walPage
-	buf := make([]byte, (end-start+walPage-1)/walPage*walPage)
-	if start == j.off-j.off%walPage {
-		copy(buf, j.page)
+	u := j.unit
+	start := off - off%u
+	buf := j.scratch(int((end - start + u - 1) / u * u))
+	if start == j.off-j.off%u {
+		copy(buf, j.last)
 	}
 	copy(buf[off-start:], frame)
 	if _, err := j.f.WriteAt(buf, start); err != nil {
@@ -333,8 +363,8 @@ func (j *journal) append(payload []byte) error {
 	if err := fdatasync(j.f); err != nil {
 		return fmt.Errorf("sync journal: %w", err)
 	}
-	last := (end - 1) / walPage * walPage
-	j.page = append(j.page[:0], buf[last-start:end-start]...)
+	last := end - end%u // the unit holding the new off; empty if end is aligned
+	j.last = append(j.last[:0], buf[last-start:end-start]...)
 	j.lastOff = off
 	j.off = end
 	j.index++
@@ -342,15 +372,18 @@ func (j *journal) append(payload []byte) error {
 }
 
 // startGeneration makes gen the current generation: header rewritten and
-// synced before any frame of it is written.
+// synced before any frame of it is written. Only the header's first unit
+// is written: the rest of page 0 is zeros from creation.
 func (j *journal) startGeneration(gen uint64) error {
-	if _, err := j.f.WriteAt(encodeWALHeader(walHeader{gen: gen, size: j.size, epoch: j.epoch}), 0); err != nil {
+	b := j.scratch(int(j.unit))
+	copy(b, encodeWALHeader(walHeader{gen: gen, size: j.size, epoch: j.epoch}))
+	if _, err := j.f.WriteAt(b, 0); err != nil {
 		return fmt.Errorf("write journal header: %w", err)
 	}
 	if err := fdatasync(j.f); err != nil {
 		return fmt.Errorf("sync journal header: %w", err)
 	}
-	j.gen, j.off, j.index, j.lastOff, j.page = gen, walPage, 0, 0, j.page[:0]
+	j.gen, j.off, j.index, j.lastOff, j.last = gen, walPage, 0, 0, j.last[:0]
 	return nil
 }
 
@@ -363,23 +396,64 @@ func (j *journal) close() error {
 	return err
 }
 
+// alignedBuf returns n bytes starting at a walPage-aligned address, as
+// O_DIRECT needs for any logical sector size up to a page. The Go heap
+// does not move heap objects, so the alignment holds; noinline keeps the
+// buffer on the heap (a goroutine stack can move).
+//
+//go:noinline
+func alignedBuf(n int) []byte {
+	b := make([]byte, n+walPage)
+	o := int(-uintptr(unsafe.Pointer(&b[0])) & (walPage - 1))
+	return b[o : o+n : o+n]
+}
+
+// openJournalWriter opens the journal for writing: with O_DIRECT in
+// logical-sector units when the filesystem and device allow it (see
+// openDirect), else through the page cache in whole pages. buffered
+// forces the latter (tests of that path).
+func openJournalWriter(path string, buffered bool) (f *os.File, unit int64, direct bool, err error) {
+	if !buffered {
+		if f, unit, err = openDirect(path); err == nil {
+			return f, unit, true, nil
+		}
+	}
+	f, err = os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	return f, walPage, false, nil
+}
+
 // createJournal writes a fresh zero-filled journal under a temporary name
-// and renames it into place.
-func createJournal(path string, size int64, gen uint64, epoch string) error {
+// and renames it into place. It writes with O_DIRECT where it can, in
+// page-aligned chunks, so the zeros do not pass through (and stay in) the
+// page cache.
+func createJournal(path string, size int64, gen uint64, epoch string, buffered bool) error {
 	tmp := path + ".init"
 	_ = os.Remove(tmp)
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	var f *os.File
+	var err error
+	if !buffered {
+		f, err = openCreateDirect(tmp)
+	}
+	if f == nil {
+		f, err = os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	}
 	if err != nil {
 		return fmt.Errorf("create journal: %w", err)
 	}
 	err = func() error {
-		if _, err := f.Write(encodeWALHeader(walHeader{gen: gen, size: size, epoch: epoch})); err != nil {
-			return err
-		}
-		zero := make([]byte, 64<<10)
-		for off := int64(walPage); off < size; off += int64(len(zero)) {
-			if _, err := f.Write(zero[:min(int64(len(zero)), size-off)]); err != nil {
+		chunk := alignedBuf(64 << 10)
+		copy(chunk, encodeWALHeader(walHeader{gen: gen, size: size, epoch: epoch}))
+		for off := int64(0); off < size; off += int64(len(chunk)) {
+			// size is a multiple of walPage (Options), so every chunk is
+			// aligned for O_DIRECT.
+			if _, err := f.Write(chunk[:min(int64(len(chunk)), size-off)]); err != nil {
 				return err
+			}
+			if off == 0 {
+				clear(chunk[:walPage])
 			}
 		}
 		if err := f.Sync(); err != nil {
@@ -489,7 +563,7 @@ func (s *Store) openJournal() error {
 	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := createJournal(path, size, s.walFolded+1, s.epoch); err != nil {
+		if err := createJournal(path, size, s.walFolded+1, s.epoch, s.opts.walBuffered); err != nil {
 			return fmt.Errorf("open store: %w", err)
 		}
 	case err != nil:
@@ -519,12 +593,22 @@ func (s *Store) openJournal() error {
 		}
 		s.log.Error("store journal unreadable, moved aside", "path", path, "moved_to", moved, "reason", herr.Error())
 		s.walQuarantined, s.walReason = moved, herr.Error()
-		if err := createJournal(path, size, s.walFolded+1, s.epoch); err != nil {
+		if err := createJournal(path, size, s.walFolded+1, s.epoch, s.opts.walBuffered); err != nil {
 			return fmt.Errorf("open store: %w", err)
 		}
 		return s.openJournal()
 	}
-	j := &journal{f: f, path: path, size: h.size, epoch: s.epoch, gen: h.gen}
+	// The read above went through the page cache; writes from here on go
+	// around it where they can.
+	wf, unit, direct, err := openJournalWriter(path, s.opts.walBuffered)
+	_ = f.Close()
+	if err != nil {
+		return fmt.Errorf("open store: journal: %w", err)
+	}
+	if !direct && !s.opts.walBuffered {
+		s.log.Info("store journal written through the page cache: O_DIRECT not available here", "path", path)
+	}
+	j := &journal{f: wf, path: path, size: h.size, epoch: s.epoch, gen: h.gen, unit: unit, direct: direct}
 	s.j = j
 	if h.gen > s.walFolded {
 		if err := s.replay(data, h.gen); err != nil {
@@ -546,10 +630,10 @@ func (s *Store) openJournal() error {
 		// so a fresh file loses nothing.
 		gen := j.gen
 		_ = j.close()
-		if err := createJournal(path, size, gen, s.epoch); err != nil {
+		if err := createJournal(path, size, gen, s.epoch, s.opts.walBuffered); err != nil {
 			return fmt.Errorf("open store: %w", err)
 		}
-		if j.f, err = os.OpenFile(path, os.O_RDWR, 0); err != nil {
+		if j.f, j.unit, j.direct, err = openJournalWriter(path, s.opts.walBuffered); err != nil {
 			return fmt.Errorf("open store: journal: %w", err)
 		}
 		j.size = size
