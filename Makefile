@@ -37,10 +37,10 @@ test: fmtcheck vet ## vet, gofmt and every test with the race detector (what CI 
 	$(GO) test $(RACE) -count=1 -timeout 14m $(PKGS)
 
 bench: ## run the benchmarks behind docs/performance.md (about 15 minutes; run on a quiet machine)
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./edge/store/ ./edge/event/
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./drivers/modbus/ ./sync/city/
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./edge/rules/
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./drivers/serial/ ./drivers/rtsp/... ./edge/status/ ./cmd/lintel/
+	$(GO) test -p 1 -timeout 30m -run '^$$' -bench . -benchtime 2s ./edge/store/ ./edge/event/
+	$(GO) test -p 1 -timeout 30m -run '^$$' -bench . -benchtime 1x ./drivers/modbus/ ./sync/city/
+	$(GO) test -p 1 -timeout 30m -run '^$$' -bench . -benchtime 3x ./edge/rules/
+	$(GO) test -p 1 -timeout 30m -run '^$$' -bench . -benchmem -benchtime 1s ./drivers/serial/ ./drivers/rtsp/... ./edge/status/ ./cmd/lintel/
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	@set -e; for pkg in $$($(GO) list $(PKGS)); do \

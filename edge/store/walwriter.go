@@ -197,11 +197,9 @@ func (s *Store) refreshFirstLogical() error {
 // never reach the file). It reports whether the journal held anything;
 // then the transaction also records the generation it folds.
 func (s *Store) foldInto(tx *bolt.Tx, evb *bolt.Bucket) (bool, error) {
-	c := evb.Cursor()
-	for k, _ := c.First(); k != nil && keySeq(k) <= s.w.low; k, _ = c.First() {
-		if err := c.Delete(); err != nil {
-			return false, fmt.Errorf("delete acked %d: %w", keySeq(k), err)
-		}
+	low := s.w.low
+	if err := deleteHead(evb, func(k, _ []byte) bool { return keySeq(k) > low }, func(_, _ []byte) {}); err != nil {
+		return false, fmt.Errorf("delete acked: %w", err)
 	}
 	if s.ov.frames == 0 || s.j == nil {
 		return false, nil

@@ -515,14 +515,12 @@ func (s *Store) deleteAcked(b *bolt.Bucket) error {
 	if low <= s.w.low {
 		return nil
 	}
-	c := b.Cursor()
-	for k, v := c.First(); k != nil && keySeq(k) <= low; k, v = c.First() {
+	err := deleteHead(b, func(k, _ []byte) bool { return keySeq(k) > low }, func(k, v []byte) {
 		h, _ := decodeHeader(keySeq(k), v)
-		n := int64(len(k) + len(v))
-		if err := c.Delete(); err != nil {
-			return fmt.Errorf("delete acked %d: %w", keySeq(k), err)
-		}
-		s.removed(h, n)
+		s.removed(h, int64(len(k)+len(v)))
+	})
+	if err != nil {
+		return fmt.Errorf("delete acked: %w", err)
 	}
 	s.w.low = low
 	s.refreshFirst(b)
@@ -560,19 +558,18 @@ func (d *dropInfo) add(seq uint64, h header, n int64) {
 func (s *Store) dropExpired(tx *bolt.Tx, b *bolt.Bucket, mono uint64, wall int64, out *[]*event.Event) error {
 	cutoff := mono - min(mono, uint64(s.opts.MaxAge.Milliseconds()))
 	d := dropInfo{Reason: ReasonRetention}
-	c := b.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.First() {
+	err := deleteHead(b, func(k, v []byte) bool {
+		h, err := decodeHeader(keySeq(k), v)
+		return err == nil && h.monoMS >= cutoff
+	}, func(k, v []byte) {
 		seq := keySeq(k)
-		h, err := decodeHeader(seq, v)
-		if err == nil && h.monoMS >= cutoff {
-			break
-		}
+		h, _ := decodeHeader(seq, v)
 		n := int64(len(k) + len(v))
-		if err := c.Delete(); err != nil {
-			return fmt.Errorf("drop expired %d: %w", seq, err)
-		}
 		s.removed(h, n)
 		d.add(seq, h, n)
+	})
+	if err != nil {
+		return fmt.Errorf("drop expired: %w", err)
 	}
 	s.refreshFirst(b)
 	return s.appendDropped(b, d, mono, wall, out)
@@ -636,5 +633,46 @@ func (s *Store) appendInternal(b *bolt.Bucket, ev *event.Event, mono uint64, wal
 		return err
 	}
 	*out = append(*out, ev)
+	return nil
+}
+
+// deleteHead deletes records from the head of b until stop says to keep
+// one, telling gone about each before it goes. It walks forward and deletes
+// by key in chunks. The obvious loop — First, Delete, First again — is
+// quadratic in bbolt: the pages it empties stay in the tree until the
+// commit rebalances it, and every First walks over all of them again (acking
+// a backlog of a million records took many minutes).
+func deleteHead(b *bolt.Bucket, stop func(k, v []byte) bool, gone func(k, v []byte)) error {
+	const chunk = 4096
+	c := b.Cursor()
+	keys := make([][]byte, 0, chunk)
+	k, v := c.First()
+	for k != nil {
+		keys = keys[:0]
+		stopped := false
+		for ; k != nil && len(keys) < chunk; k, v = c.Next() {
+			if stop(k, v) {
+				stopped = true
+				break
+			}
+			gone(k, v)
+			keys = append(keys, append([]byte(nil), k...))
+		}
+		var resume []byte
+		if k != nil && !stopped {
+			resume = append([]byte(nil), k...)
+		}
+		for _, key := range keys {
+			if err := b.Delete(key); err != nil {
+				return fmt.Errorf("delete %d: %w", keySeq(key), err)
+			}
+		}
+		if stopped || resume == nil {
+			return nil
+		}
+		// The cursor is stale after the deletes; Seek walks the branches to
+		// the next key instead of over the emptied pages.
+		k, v = c.Seek(resume)
+	}
 	return nil
 }
