@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,16 +24,6 @@ import (
 
 	"github.com/lintel-edge/lintel/edge/event"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // TestDemoEndToEnd runs the real `lintel demo` binary and checks, through
 // the status page's API and the embedded broker, what a newcomer is

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,12 +21,7 @@ import (
 // names, levels and outcomes but never a household id.
 func TestRulesMetricsOnStatusPage(t *testing.T) {
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	yaml := fmt.Sprintf(`
 gateway: {id: gw-metrics, compound: c-1, data_dir: %s}
 compound:
@@ -48,48 +41,8 @@ status:
 	if err != nil {
 		t.Fatal(err)
 	}
-	acc, err := status.OpenAccounts(filepath.Join(dir, "accounts.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := acc.Add("zhang", status.RoleManager, "zhang-password-1", false); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := acc.AddToken("zhang")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan *gateway, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(gw *gateway) { ready <- gw })
-	}()
-	var gw *gateway
-	select {
-	case gw = <-ready:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("daemon not ready")
-	}
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
-	call := func(method, path, body string) (int, string) {
-		req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	d := startTestDaemon(t, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), "zhang", status.RoleManager)
+	gw, call, ctx := d.gw, d.call, context.Background()
 	var body string
 	poll := func(what string, want ...string) {
 		t.Helper()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -38,7 +37,7 @@ func TestDriverSources(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 
 	// Modbus TCP: a barrier gate controller at unit 1.
-	mbAddr := sourcesTestAddr(t)
+	mbAddr := freeAddr(t)
 	sim := modbus.NewSim(modbus.SimWire{}, quiet)
 	prof, err := modbus.LoadProfile(config.New(), "barrier-gate")
 	if err != nil {
@@ -80,7 +79,7 @@ func TestDriverSources(t *testing.T) {
 	t.Cleanup(cam.Close)
 
 	dir := t.TempDir()
-	httpAddr := sourcesTestAddr(t)
+	httpAddr := freeAddr(t)
 	yaml := fmt.Sprintf(`
 gateway: {id: gw-sources, compound: c-1, data_dir: %[1]s}
 compound:
@@ -255,17 +254,6 @@ status:
 	if n := len(modbus.Snapshots()) + len(serial.Snapshots()) + len(rtsp.Snapshots()); n != 0 {
 		t.Errorf("%d driver instances still registered after shutdown", n)
 	}
-}
-
-// sourcesTestAddr returns a loopback host:port that was free a moment ago.
-func sourcesTestAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // TestDriverHealthMapping checks how the drivers' snapshots become the

@@ -5,10 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,12 +24,7 @@ import (
 // reaches the real rules handlers and leaves audit events.
 func TestStatusWithRules(t *testing.T) {
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	yaml := fmt.Sprintf(`
 gateway: {id: gw-e2e, compound: c-1, data_dir: %s}
 compound:
@@ -53,17 +45,6 @@ status:
 	if err != nil {
 		t.Fatal(err)
 	}
-	acc, err := status.OpenAccounts(filepath.Join(dir, "accounts.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := acc.Add("zhang", status.RoleManager, "zhang-password-1", false); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := acc.AddToken("zhang")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	log := slog.New(slog.NewJSONHandler(writerFunc(func(p []byte) (int, error) {
@@ -71,36 +52,8 @@ status:
 		defer logMu.Unlock()
 		return logs.Write(p)
 	}), nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan *gateway, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, log, func(gw *gateway) { ready <- gw }) }()
-	var gw *gateway
-	select {
-	case gw = <-ready:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("daemon not ready")
-	}
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
-	base := "http://" + addr
-	call := func(method, path, body string) (int, string) {
-		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	d := startTestDaemon(t, cfg, log, "zhang", status.RoleManager)
+	gw, call, ctx := d.gw, d.call, context.Background()
 	poll := func(what string, f func() bool) {
 		t.Helper()
 		deadline := time.Now().Add(15 * time.Second)
