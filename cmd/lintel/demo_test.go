@@ -155,6 +155,25 @@ func TestDemoEndToEnd(t *testing.T) {
 		}
 		return online >= 3
 	})
+	until("the city uplink connected, with a recent delivery", func() bool {
+		var sk struct {
+			Sinks []struct {
+				Name        string    `json:"name"`
+				Connected   bool      `json:"connected"`
+				Known       bool      `json:"known"`
+				LastSuccess time.Time `json:"last_success"`
+			} `json:"sinks"`
+		}
+		if json.Unmarshal(get("/api/v1/sinks"), &sk) != nil {
+			return false
+		}
+		for _, x := range sk.Sinks {
+			if x.Name == "city" && x.Known && x.Connected && time.Since(x.LastSuccess) < time.Minute {
+				return true
+			}
+		}
+		return false
+	})
 	until("an open SOS elder alert", func() bool {
 		var a struct {
 			Alerts []struct {

@@ -62,6 +62,7 @@ func newStatusService(env edge.Env, gw *gateway) (edge.Component, error) {
 		Households: rulesHouseholds{},
 		Devices:    drivers,
 		Buses:      drivers,
+		Sinks:      sinkHealth{cfg: env.Config, st: env.Store},
 		StoreStats: func() any { return env.Store.Stats() },
 		Counters: func() map[string]uint64 {
 			em, rej := gw.runtime.Counts()

@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,6 +94,9 @@ type Sink struct {
 	alertMu  sync.Mutex
 	alertQ   []*event.Event
 	alertNew chan struct{}
+
+	lastOK  atomic.Int64           // unix ns of the last confirmed delivery
+	lastErr atomic.Pointer[string] // why the last connection ended
 
 	// Counters (read by tests, benchmarks and the status message).
 	BatchesSent atomic.Uint64
@@ -190,6 +194,8 @@ var clockRetry = 5 * time.Second
 // Run delivers the log until ctx ends.
 func (s *Sink) Run(ctx context.Context) error {
 	s.confirmed.Store(s.d.Log.Cursor(s.d.Name))
+	running.Store(s, struct{}{})
+	defer running.Delete(s)
 	sub, cancelSub := s.d.Log.Subscribe(4096)
 	var wg sync.WaitGroup
 	wg.Add(3)
@@ -228,6 +234,7 @@ func (s *Sink) Run(ctx context.Context) error {
 			bo.reset()
 		}
 		s.Reconnects.Add(1)
+		s.setLastErr(err)
 		wait := bo.next()
 		s.log.Warn("uplink connection ended, retrying", "err", err, "retry_in", wait.Round(time.Millisecond), "confirmed_seq", s.confirmed.Load())
 		if !sleep(ctx, wait) {
@@ -348,7 +355,11 @@ func (s *Sink) acker(ctx context.Context) {
 func (s *Sink) confirm(seq uint64) {
 	for {
 		c := s.confirmed.Load()
-		if seq <= c || s.confirmed.CompareAndSwap(c, seq) {
+		if seq <= c {
+			break
+		}
+		if s.confirmed.CompareAndSwap(c, seq) {
+			s.lastOK.Store(time.Now().UnixNano())
 			break
 		}
 	}
@@ -847,4 +858,48 @@ func (c *resultCache) put(id string, r CommandResult) {
 		}
 	}
 	c.m[id] = r
+}
+
+// running holds the sinks whose Run is active, for the status page.
+var running sync.Map // *Sink → struct{}
+
+// State is what a running sink tells the status page.
+type State struct {
+	Gateway     string
+	Name        string
+	Connected   bool
+	Confirmed   uint64
+	LastSuccess time.Time // last in-order confirmed delivery
+	LastError   string    // why the last connection ended (credentials removed)
+}
+
+// Snapshots reports every running sink of this process.
+func Snapshots() []State {
+	var out []State
+	running.Range(func(k, _ any) bool {
+		s := k.(*Sink)
+		st := State{Gateway: s.d.Gateway, Name: s.d.Name, Connected: s.cur.Load() != nil, Confirmed: s.confirmed.Load()}
+		if ns := s.lastOK.Load(); ns != 0 {
+			st.LastSuccess = time.Unix(0, ns)
+		}
+		if e := s.lastErr.Load(); e != nil {
+			st.LastError = *e
+		}
+		out = append(out, st)
+		return true
+	})
+	return out
+}
+
+// setLastErr keeps why a connection ended, with the broker URL's and the
+// password's text removed: the status page shows it.
+func (s *Sink) setLastErr(err error) {
+	if err == nil {
+		return
+	}
+	msg := strings.ReplaceAll(err.Error(), s.o.Broker, config.RedactURL(s.o.Broker))
+	if pw, perr := s.o.Password.Reveal(); perr == nil && pw != "" {
+		msg = strings.ReplaceAll(msg, pw, config.Redacted)
+	}
+	s.lastErr.Store(&msg)
 }
