@@ -3,6 +3,7 @@ package city
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/lintel-edge/lintel/edge/event"
+	"github.com/lintel-edge/lintel/edge/sdnotify"
 )
 
 // statusWatcher records the retained status messages of gw-01.
@@ -79,9 +81,17 @@ func TestNormalFlow(t *testing.T) {
 	if s.BytesSent.Load() == 0 || s.Reconnects.Load() != 0 {
 		t.Errorf("bytes %d reconnects %d", s.BytesSent.Load(), s.Reconnects.Load())
 	}
+	// The watchdog sees the uplink loop alive while it runs, and forgets it
+	// when it stops.
+	if !slices.Contains(sdnotify.Default.Names(), s.loopName()) || len(sdnotify.Default.Stale()) != 0 {
+		t.Errorf("watchdog liveness: loops %v, stale %v", sdnotify.Default.Names(), sdnotify.Default.Stale())
+	}
 	cancel()
 	waitFor(t, 5*time.Second, "offline status on clean stop", func() bool {
 		return sw.has(func(s Status) bool { return s.State == "offline" })
+	})
+	waitFor(t, 5*time.Second, "uplink loop unregistered", func() bool {
+		return !slices.Contains(sdnotify.Default.Names(), s.loopName())
 	})
 }
 

@@ -39,6 +39,7 @@ import (
 	"github.com/lintel-edge/lintel/edge"
 	"github.com/lintel-edge/lintel/edge/config"
 	"github.com/lintel-edge/lintel/edge/event"
+	"github.com/lintel-edge/lintel/edge/sdnotify"
 	"github.com/lintel-edge/lintel/edge/store"
 )
 
@@ -196,6 +197,11 @@ func (s *Sink) Run(ctx context.Context) error {
 	s.confirmed.Store(s.d.Log.Cursor(s.d.Name))
 	running.Store(s, struct{}{})
 	defer running.Delete(s)
+	// The watchdog pings systemd only while this loop beats: it beats per
+	// reconnect attempt and, once connected, on every pass of the pump.
+	loop := s.loopName()
+	sdnotify.Register(loop, s.o.Reconnect.Max.Std()+2*time.Minute)
+	defer sdnotify.Unregister(loop)
 	sub, cancelSub := s.d.Log.Subscribe(4096)
 	var wg sync.WaitGroup
 	wg.Add(3)
@@ -210,6 +216,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	bo := newBackoff(s.o.Reconnect.Min.Std(), s.o.Reconnect.Max.Std())
 	clockWarned := false
 	for ctx.Err() == nil {
+		sdnotify.Beat(loop)
 		if s.o.UsesTLS() {
 			if now, _ := s.d.Clock.Now(); now.Before(edge.EarliestSane) {
 				// Certificate validity cannot be checked against a 1970
@@ -237,6 +244,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		s.setLastErr(err)
 		wait := bo.next()
 		s.log.Warn("uplink connection ended, retrying", "err", err, "retry_in", wait.Round(time.Millisecond), "confirmed_seq", s.confirmed.Load())
+		sdnotify.Beat(loop)
 		if !sleep(ctx, wait) {
 			break
 		}
@@ -521,7 +529,9 @@ func (s *Sink) pump(ctx context.Context, c mqtt.Client, lost <-chan error, acks 
 	timer := time.NewTimer(pollEvery)
 	defer timer.Stop()
 	encoded := make([][]byte, 0, maxEv)
+	loop := s.loopName()
 	for {
+		sdnotify.Beat(loop)
 		wakeIn := pollEvery
 		// Fill the window.
 		for len(inflight) < s.o.Window {
@@ -903,3 +913,6 @@ func (s *Sink) setLastErr(err error) {
 	}
 	s.lastErr.Store(&msg)
 }
+
+// loopName names the sink's loop for the watchdog's liveness registry.
+func (s *Sink) loopName() string { return "uplink/" + s.d.Gateway + "/" + s.d.Name }

@@ -18,3 +18,4 @@ func TestLastErrorRedacted(t *testing.T) {
 		t.Errorf("last error = %q", got)
 	}
 }
+
