@@ -18,4 +18,3 @@ func TestLastErrorRedacted(t *testing.T) {
 		t.Errorf("last error = %q", got)
 	}
 }
-
