@@ -602,6 +602,13 @@ func (s *Sink) pump(ctx context.Context, c mqtt.Client, lost <-chan error, acks 
 		if len(inflight) > 0 {
 			f := inflight[0]
 			if !f.pubacked {
+				// A PUBACK that does not come on a live connection means the
+				// connection is stuck: give it up and resend on a new one.
+				w := time.Until(f.sent.Add(s.o.AckTimeout.Std()))
+				if w <= 0 {
+					return fmt.Errorf("no PUBACK for batch %d..%d within ack_timeout %s", f.first, f.last, s.o.AckTimeout.Std())
+				}
+				wakeIn = min(wakeIn, w)
 				headDone = f.tok.Done()
 			} else if appMode {
 				if w := time.Until(f.sent.Add(s.o.AckTimeout.Std())); w <= 0 {
