@@ -191,10 +191,17 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	if err := s.catchUp(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	s.log.Info("rules running", "elders", len(s.o.Settings.Elders), "seq", s.e.Seq(), "fresh", fresh)
 	if err := s.flush(ctx, true); err != nil {
+		if ctx.Err() != nil {
+			s.final(ctx)
+			return nil
+		}
 		return err
 	}
 
@@ -217,6 +224,10 @@ func (s *Service) Run(ctx context.Context) error {
 				return nil // the store closed
 			}
 			if err := s.take(ctx, ev); err != nil {
+				if ctx.Err() != nil { // cancellation is not an error
+					s.final(ctx)
+					return nil
+				}
 				return err
 			}
 			// Take what else is queued before writing anything.
@@ -227,6 +238,10 @@ func (s *Service) Run(ctx context.Context) error {
 						return nil
 					}
 					if err := s.take(ctx, ev); err != nil {
+						if ctx.Err() != nil {
+							s.final(ctx)
+							return nil
+						}
 						return err
 					}
 				default:
