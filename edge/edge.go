@@ -106,6 +106,8 @@ type Runtime struct {
 	st    *store.Store
 	log   *slog.Logger
 	clock Clock
+	// places is where each configured device is, resolved at start.
+	places map[string]event.Place
 
 	emitted  atomic.Uint64
 	rejected atomic.Uint64
@@ -116,7 +118,7 @@ func NewRuntime(cfg *config.Config, st *store.Store, log *slog.Logger, clock Clo
 	if clock == nil {
 		clock = SystemClock{}
 	}
-	return &Runtime{cfg: cfg, st: st, log: log, clock: clock}
+	return &Runtime{cfg: cfg, st: st, log: log, clock: clock, places: devicePlaces(cfg)}
 }
 
 // ErrInvalidEvent wraps the reasons an event was refused.
@@ -156,22 +158,30 @@ func (r *Runtime) Emit(ctx context.Context, evs ...*event.Event) error {
 }
 
 func (r *Runtime) placeOf(device string) *event.Place {
-	for _, d := range r.cfg.Devices {
-		if d.ID != device {
-			continue
-		}
+	p, ok := r.places[device]
+	if !ok {
+		return nil
+	}
+	return &p // a copy per event: the caller owns it
+}
+
+// devicePlaces resolves, once, where each device is: its own place, or its
+// household's when it has none. Emit runs for every event and must not
+// scan the configuration.
+func devicePlaces(cfg *config.Config) map[string]event.Place {
+	out := make(map[string]event.Place, len(cfg.Devices))
+	for _, d := range cfg.Devices {
 		p := PlaceOf(d.Place)
 		if p.IsZero() && d.Household != "" {
-			if h, ok := r.cfg.Household(d.Household); ok {
+			if h, ok := cfg.Household(d.Household); ok {
 				p = PlaceOf(h.Place)
 			}
 		}
-		if p.IsZero() {
-			return nil
+		if !p.IsZero() {
+			out[d.ID] = p
 		}
-		return &p
 	}
-	return nil
+	return out
 }
 
 // PlaceOf converts a configured place into an event place.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -26,6 +27,32 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// sosGatewayConfig is a gateway with one elder's SOS button (disabled: the
+// tests emit its events themselves) and the status page on a free port.
+func sosGatewayConfig(t *testing.T, id string) *config.Config {
+	t.Helper()
+	yaml := fmt.Sprintf(`
+gateway: {id: %s, compound: c-1, data_dir: %s}
+compound:
+  buildings: [{id: "1", units: ["1"]}]
+  households: [{id: h-301, label: 1-1-301, place: {building: "1", unit: "1", room: "301"}}]
+devices:
+  - {id: rf-1, kind: receiver, driver: serial, address: /dev/ttyLINTELTEST, disabled: true, options: {codec: sonoff}}
+  - {id: sos-301, kind: sos, driver: serial, address: /dev/ttyLINTELTEST, household: h-301, profile: ev1527-sos,
+     disabled: true, options: {receiver: rf-1, code: "A1B2C"}}
+rules:
+  elders:
+    - {household: h-301, sensors: [sos-301]}
+status:
+  listen: %s
+`, id, t.TempDir(), freeAddr(t))
+	cfg, err := config.Parse(id+".yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 // testDaemon is serve() running in the test process with an API token,

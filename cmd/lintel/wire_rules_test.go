@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lintel-edge/lintel/edge/config"
 	"github.com/lintel-edge/lintel/edge/event"
 	"github.com/lintel-edge/lintel/edge/status"
 )
@@ -20,27 +18,7 @@ import (
 // its registry, count an SOS alert and its resolution, and carry rule
 // names, levels and outcomes but never a household id.
 func TestRulesMetricsOnStatusPage(t *testing.T) {
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	yaml := fmt.Sprintf(`
-gateway: {id: gw-metrics, compound: c-1, data_dir: %s}
-compound:
-  buildings: [{id: "1", units: ["1"]}]
-  households: [{id: h-301, label: 1-1-301, place: {building: "1", unit: "1", room: "301"}}]
-devices:
-  - {id: rf-1, kind: receiver, driver: serial, address: /dev/ttyLINTELTEST, disabled: true, options: {codec: sonoff}}
-  - {id: sos-301, kind: sos, driver: serial, address: /dev/ttyLINTELTEST, household: h-301, profile: ev1527-sos,
-     disabled: true, options: {receiver: rf-1, code: "A1B2C"}}
-rules:
-  elders:
-    - {household: h-301, sensors: [sos-301]}
-status:
-  listen: %s
-`, dir, addr)
-	cfg, err := config.Parse("metrics.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := sosGatewayConfig(t, "gw-metrics")
 	d := startTestDaemon(t, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), "zhang", status.RoleManager)
 	gw, call, ctx := d.gw, d.call, context.Background()
 	var body string

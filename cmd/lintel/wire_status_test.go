@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lintel-edge/lintel/edge/config"
 	"github.com/lintel-edge/lintel/edge/event"
 	"github.com/lintel-edge/lintel/edge/status"
 )
@@ -23,28 +22,7 @@ import (
 // on the page's API, and acknowledging and resolving it through the API
 // reaches the real rules handlers and leaves audit events.
 func TestStatusWithRules(t *testing.T) {
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	yaml := fmt.Sprintf(`
-gateway: {id: gw-e2e, compound: c-1, data_dir: %s}
-compound:
-  buildings: [{id: "1", units: ["1"]}]
-  households: [{id: h-301, label: 1-1-301, place: {building: "1", unit: "1", room: "301"}}]
-# Disabled: the test emits the sensor's events itself; no serial port.
-devices:
-  - {id: rf-1, kind: receiver, driver: serial, address: /dev/ttyLINTELTEST, disabled: true, options: {codec: sonoff}}
-  - {id: sos-301, kind: sos, driver: serial, address: /dev/ttyLINTELTEST, household: h-301, profile: ev1527-sos,
-     disabled: true, options: {receiver: rf-1, code: "A1B2C"}}
-rules:
-  elders:
-    - {household: h-301, sensors: [sos-301]}
-status:
-  listen: %s
-`, dir, addr)
-	cfg, err := config.Parse("e2e.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := sosGatewayConfig(t, "gw-e2e")
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	log := slog.New(slog.NewJSONHandler(writerFunc(func(p []byte) (int, error) {
@@ -121,7 +99,7 @@ status:
 	if got := strings.Join(audit, " "); got != "alert.ack/zhang/web alert.resolve/zhang/web elder.mode/zhang/web" {
 		t.Errorf("audit events: %s", got)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "status-setup-code")); err == nil {
+	if _, err := os.Stat(filepath.Join(cfg.Gateway.DataDir, "status-setup-code")); err == nil {
 		t.Error("setup code written although an account exists")
 	}
 }
