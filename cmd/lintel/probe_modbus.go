@@ -136,6 +136,9 @@ func runProbeModbus(ctx context.Context, args []string, std stdio) error {
 				if f.Exception != "" {
 					what = "应答异常 answers with exception: " + f.Exception
 				}
+				if f.Late {
+					what += "，但晚于超时 but only after the timeout: 调大 -timeout 或设备的 timeout raise -timeout, or the device's timeout"
+				}
 				fmt.Fprintf(std.out, "  单元 unit %3d  %s  (%s)\n", f.Unit, what, f.RTT.Round(100*time.Microsecond))
 			}
 			total += len(found)

@@ -179,6 +179,7 @@ func (h *driverHealth) Buses() []status.Bus {
 		det := map[string]string{
 			"transport": b.Transport, "devices": strconv.Itoa(len(b.Devices)), "offline": strconv.Itoa(offline),
 			"exceptions": u64(b.Exceptions), "io_errors": u64(b.IOErrors), "reopens": u64(b.Reopens),
+			"resyncs": u64(b.Resyncs), "stray_bytes": u64(b.StrayBytes),
 			"bytes_tx": u64(b.BytesTx), "bytes_rx": u64(b.BytesRx),
 		}
 		if b.ReadItems > 0 {
@@ -264,10 +265,12 @@ var (
 
 	mbTransactions = metricDef("lintel_modbus_transactions_total", "Modbus transactions on the bus.", mbLabels)
 	mbTimeouts     = metricDef("lintel_modbus_timeouts_total", "Modbus transactions that timed out or found the device unreachable.", mbLabels)
-	mbCRC          = metricDef("lintel_modbus_crc_errors_total", "Garbled Modbus replies: bad CRC, short frame, wrong unit.", mbLabels)
+	mbCRC          = metricDef("lintel_modbus_crc_errors_total", "Modbus replies that did not match their request: bad CRC, short frame, wrong unit, function or length.", mbLabels)
+	mbResyncs      = metricDef("lintel_modbus_resyncs_total", "Times the line was drained back in step after a timeout or a mismatched reply.", mbLabels)
+	mbStrayBytes   = metricDef("lintel_modbus_stray_bytes_total", "Bytes drained from the line that belonged to no exchange (late or unsolicited replies).", mbLabels)
 	mbExceptions   = metricDef("lintel_modbus_exceptions_total", "Modbus exception replies.", mbLabels)
 	mbIOErrors     = metricDef("lintel_modbus_io_errors_total", "Modbus link I/O errors.", mbLabels)
-	mbReopens      = metricDef("lintel_modbus_reopens_total", "Link reopened to drop late replies after a timeout.", mbLabels)
+	mbReopens      = metricDef("lintel_modbus_reopens_total", "Link closed and reopened to get back in step (repeated resyncs, or RTU over TCP).", mbLabels)
 	mbBytesTx      = metricDef("lintel_modbus_sent_bytes_total", "Bytes sent on the bus.", mbLabels)
 	mbBytesRx      = metricDef("lintel_modbus_received_bytes_total", "Bytes received on the bus.", mbLabels)
 	mbUtilisation  = metricDef("lintel_modbus_utilisation_ratio", "Share of time the bus carries frames (RTU) or waits on transactions (TCP).", mbLabels)
@@ -312,7 +315,7 @@ var (
 	camClipErrors = metricDef("lintel_camera_clip_errors_total", "Evidence clips that failed.", byDevice)
 
 	driverDescs = []*prometheus.Desc{
-		mbTransactions, mbTimeouts, mbCRC, mbExceptions, mbIOErrors, mbReopens, mbBytesTx, mbBytesRx, mbUtilisation,
+		mbTransactions, mbTimeouts, mbCRC, mbResyncs, mbStrayBytes, mbExceptions, mbIOErrors, mbReopens, mbBytesTx, mbBytesRx, mbUtilisation,
 		mbReadItems, mbUsefulItems, mbDevUp, mbDevRequests, mbDevFailures, mbDevRTT, mbDevRTTAvg, mbDevRTTMax,
 		rxUp, rxBytes, rxFrames, rxSkipped, rxGarbage, rxReconnect, rxUnknown,
 		snFrames, snRepeats, snEvents, snLastSeen, snRSSI, snSilent, snTamper, snDoorOpen,
@@ -350,6 +353,8 @@ func (m driverMetrics) Collect(ch chan<- prometheus.Metric) {
 		counter(mbExceptions, b.Exceptions, b.Bus)
 		counter(mbIOErrors, b.IOErrors, b.Bus)
 		counter(mbReopens, b.Reopens, b.Bus)
+		counter(mbResyncs, b.Resyncs, b.Bus)
+		counter(mbStrayBytes, b.StrayBytes, b.Bus)
 		counter(mbBytesTx, b.BytesTx, b.Bus)
 		counter(mbBytesRx, b.BytesRx, b.Bus)
 		gauge(mbUtilisation, b.Utilisation, b.Bus)

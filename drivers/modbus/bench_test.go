@@ -85,7 +85,7 @@ func runBench(tb testing.TB, d time.Duration, onePerPoint, dead, dense bool) ben
 	t0 := time.Now()
 	time.Sleep(d)
 	s1 := buses[0].Stats()
-	tb.Logf("whole run: %d transactions, %d timeouts, %d reopens", s1.Transactions, s1.Timeouts, s1.Reopens)
+	tb.Logf("whole run: %d transactions, %d timeouts, %d resyncs, %d reopens", s1.Transactions, s1.Timeouts, s1.Resyncs, s1.Reopens)
 	return benchResult{
 		useful: s1.UsefulItems - s0.UsefulItems, regs: s1.ReadItems - s0.ReadItems,
 		txns: s1.Transactions - s0.Transactions, timeouts: s1.Timeouts - s0.Timeouts,

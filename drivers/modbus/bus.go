@@ -43,6 +43,16 @@ type Bus struct {
 	evq      chan *event.Event
 	watch    []*cmdJob // commands waiting for read-back or pulse release
 
+	// guard keeps an RTU line in step (line.go); episode follows one run
+	// of resyncs that involved a mismatch or stray bytes, for the log.
+	guard   lineGuard
+	episode struct {
+		active, warned bool
+		start          time.Time
+		resyncs, raw   int
+	}
+	lastWarn time.Time // of "out of step", at most every outOfStepWarnEvery
+
 	mu    sync.Mutex
 	stats busCounters
 }
@@ -51,6 +61,7 @@ type busCounters struct {
 	since                                             time.Time
 	transactions, timeouts, crc, exceptions, ioErrors uint64
 	bytesTx, bytesRx, usefulItems, readItems, reopens uint64
+	resyncs, strayBytes                               uint64
 	wire, busy                                        time.Duration
 }
 
@@ -154,6 +165,7 @@ func (b *Bus) Run(ctx context.Context) error {
 		return err
 	}
 	b.link = l
+	b.guard = lineGuard{lc: b.lc, l: l}
 	b.linkDown = true
 	defer func() {
 		for _, j := range b.watch {
@@ -228,16 +240,17 @@ const reopenMax = 30 * time.Second
 
 // livenessDeadline is the longest one iteration of the poll loop may
 // legitimately take: a reconnect wait (reopenMax), a TCP dial (the
-// library's fixed 5 s), one transaction with its timeout, the wait for a
-// late reply and the reopen after it (another dial), plus a minute for an
-// event queue held up by a slow flash commit and a loaded CPU.
+// library's fixed 5 s), one transaction and its retry with their
+// timeouts, a drain before the request and after each attempt, the
+// reopens after them (more dials), plus a minute for an event queue held
+// up by a slow flash commit and a loaded CPU.
 func (b *Bus) livenessDeadline() time.Duration {
 	const dial = 5 * time.Second
 	var worst time.Duration
 	for _, d := range b.devs {
-		worst = max(worst, d.timeout+d.lateReply())
+		worst = max(worst, 2*d.timeout+3*drainLimit(d.lateReply()))
 	}
-	return reopenMax + 2*dial + worst + time.Minute
+	return reopenMax + 4*dial + worst + time.Minute
 }
 
 // The running buses, for Snapshots: the status page and the metrics are
@@ -469,36 +482,103 @@ type readResult struct {
 	bits []bool
 }
 
-// read performs one transaction, records it, and recovers the link after
-// a timeout or an I/O error.
+// read performs one read through exchange and returns its values only if
+// the exchange was in step.
 func (b *Bus) read(ctx context.Context, d *devState, r request) (readResult, error) {
-	t0 := b.now()
-	var res readResult
-	err := b.link.setTimeout(d.timeout)
-	switch {
-	case err != nil:
-		err = fmt.Errorf("reopen for timeout %s: %w", d.timeout, err)
-	case r.table.bits():
-		res.bits, err = b.link.readBits(d.unit, r.table, uint16(r.start), uint16(r.count))
-	default:
-		res.regs, err = b.link.readRegs(d.unit, r.table, uint16(r.start), uint16(r.count))
-	}
 	useful := 0
-	if err == nil {
-		for _, id := range r.ids {
-			useful += d.spans[id].n
+	for _, id := range r.ids {
+		useful += d.spans[id].n
+	}
+	var res readResult
+	what := fmt.Sprintf("read %s %d+%d unit %d", r.table, r.start, r.count, d.unit)
+	err := b.exchange(ctx, d, what, r.table, r.count, useful, func() (err error) {
+		res = readResult{}
+		if r.table.bits() {
+			res.bits, err = b.link.readBits(d.unit, r.table, uint16(r.start), uint16(r.count))
+		} else {
+			res.regs, err = b.link.readRegs(d.unit, r.table, uint16(r.start), uint16(r.count))
 		}
-	}
-	b.record(ctx, d, r.table, r.count, useful, t0, err)
+		return err
+	})
 	if err != nil {
-		err = fmt.Errorf("read %s %d+%d unit %d: %w", r.table, r.start, r.count, d.unit, err)
+		return readResult{}, fmt.Errorf("%s: %w", what, err)
 	}
-	return res, err
+	return res, nil
+}
+
+// exchange performs one transaction with d, keeping an RTU line in step
+// (line.go): stray bytes are drained before the request, a reply must
+// not be followed by more bytes, and a reply that does not match its
+// request is asked again once after the line has fallen silent. Each
+// attempt is recorded. what names the request for the log; do runs the
+// library call, and its values may be used only when exchange returns
+// nil.
+func (b *Bus) exchange(ctx context.Context, d *devState, what string, t Table, n, useful int, do func() error) error {
+	for attempt := 1; ; attempt++ {
+		if err := b.settle(ctx, d); err != nil {
+			return err
+		}
+		t0 := b.now()
+		err := b.link.setTimeout(d.timeout)
+		if err != nil {
+			err = fmt.Errorf("reopen for timeout %s: %w", d.timeout, err)
+		} else {
+			err = do()
+			var tr drained
+			tr, err = b.guard.trailing(err)
+			b.countStray(tr.n)
+		}
+		u := 0
+		if err == nil {
+			u = useful
+		}
+		b.record(ctx, d, what, t, n, u, t0, err)
+		if attempt == 1 && classify(err) == mismatchClass && b.guard.framed() && !b.linkDown && ctx.Err() == nil {
+			b.log.Debug("modbus request asked again after a mismatched reply", "device", d.cfg.ID, "request", what, "err", err)
+			continue
+		}
+		return err
+	}
+}
+
+// settle makes sure nothing is waiting on an RTU line before a request:
+// whatever is, arrived when no reply was due, so the line is out of step
+// and gets its silence first. It is not held against d.
+func (b *Bus) settle(ctx context.Context, d *devState) error {
+	st, err := b.guard.stray()
+	b.countStray(st.n)
+	if err != nil {
+		b.linkFailed(err)
+		return fmt.Errorf("before request: %w", err)
+	}
+	if st.n == 0 {
+		return nil
+	}
+	b.resync(ctx, d, st, fmt.Errorf("%d stray bytes before the request (%s)", st.n, describeStray(st)), true)
+	if b.linkDown {
+		return errors.New("link down after resync")
+	}
+	return nil
+}
+
+func (b *Bus) countStray(n int) {
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.stats.strayBytes += uint64(n)
+	b.mu.Unlock()
+}
+
+func (b *Bus) linkFailed(err error) {
+	_ = b.link.close()
+	b.linkDown = true
+	b.log.Warn("modbus link failed", "err", err)
 }
 
 // record updates the statistics for one transaction and applies the link
 // recovery its outcome calls for.
-func (b *Bus) record(ctx context.Context, d *devState, t Table, n, useful int, t0 time.Time, err error) {
+func (b *Bus) record(ctx context.Context, d *devState, what string, t Table, n, useful int, t0 time.Time, err error) {
 	rtt := b.now().Sub(t0)
 	cl := classify(err)
 	tx, rx := frameBytes(b.lc.scheme, t, n, cl)
@@ -514,7 +594,7 @@ func (b *Bus) record(ctx context.Context, d *devState, t Table, n, useful int, t
 	switch cl {
 	case timeoutClass, unreachableClass:
 		s.timeouts++
-	case crcClass:
+	case mismatchClass:
 		s.crc++
 	case exceptionClass:
 		s.exceptions++
@@ -537,33 +617,76 @@ func (b *Bus) record(ctx context.Context, d *devState, t Table, n, useful int, t
 	b.mu.Unlock()
 
 	switch cl {
-	case timeoutClass:
-		if b.lc.scheme == "rtu" || b.lc.scheme == "rtuovertcp" {
-			b.resync(ctx, d)
+	case okClass, exceptionClass:
+		b.inStep()
+	case timeoutClass, mismatchClass:
+		if b.guard.framed() {
+			b.resync(ctx, d, drained{}, fmt.Errorf("%s: %w", what, err), cl == mismatchClass)
 		}
 	case ioClass:
-		_ = b.link.close()
-		b.linkDown = true
-		b.log.Warn("modbus link failed", "err", err)
+		b.linkFailed(err)
 	}
 }
 
-// resync handles the RTU stale-reply trap (tech.md §2.4): an RTU reply
-// carries no transaction id, so a reply that arrives after the timeout
-// would be taken as the answer to the next request, and every answer
-// after it would be off by one with no error. Wait out the late reply,
-// then reopen the link, which discards whatever arrived.
-func (b *Bus) resync(ctx context.Context, d *devState) {
-	sleepCtx(ctx, d.lateReply())
-	_ = b.link.close()
+// resync lets the line fall silent after a failed exchange with d (or
+// stray bytes before one), draining it, and reopens the port when the
+// guard says so (line.go). The first mismatch of an episode is logged as
+// a warning; the episode's end, at the next exchange in step, at info.
+func (b *Bus) resync(ctx context.Context, d *devState, found drained, cause error, mismatch bool) {
+	if mismatch && !b.episode.active {
+		now := b.now()
+		b.episode.active, b.episode.start = true, now
+		b.episode.resyncs, b.episode.raw = 0, 0
+		b.episode.warned = b.lastWarn.IsZero() || now.Sub(b.lastWarn) >= outOfStepWarnEvery
+		if b.episode.warned {
+			b.lastWarn = now
+			b.log.Warn("modbus line out of step, resyncing", "device", d.cfg.ID, "err", cause)
+		} else {
+			b.log.Debug("modbus line out of step, resyncing", "device", d.cfg.ID, "err", cause)
+		}
+	}
+	r, err := b.guard.resync(ctx, d.lateReply())
 	b.mu.Lock()
-	b.stats.reopens++
+	b.stats.resyncs++
+	b.stats.strayBytes += uint64(r.n)
+	if r.reopened {
+		b.stats.reopens++
+	}
 	b.mu.Unlock()
-	if err := b.link.open(); err != nil {
+	if b.episode.active {
+		b.episode.resyncs++
+		b.episode.raw += found.n + r.n
+	}
+	if r.n > 0 {
+		b.log.Debug("modbus stray bytes drained", "device", d.cfg.ID, "bytes", r.n, "what", describeStray(r.drained),
+			"silent", r.silent, "reopened", r.reopened)
+	}
+	if err != nil {
 		b.linkDown = true
-		b.log.Warn("modbus reopen after timeout failed", "err", err)
+		b.log.Warn("modbus reopen after resync failed", "err", err)
 	}
 }
+
+// inStep notes an exchange that got its own reply.
+func (b *Bus) inStep() {
+	b.guard.inStep()
+	if !b.episode.active {
+		return
+	}
+	b.episode.active = false
+	lvl := slog.LevelDebug
+	if b.episode.warned {
+		lvl = slog.LevelInfo
+	}
+	b.log.Log(context.Background(), lvl, "modbus line back in step", "resyncs", b.episode.resyncs,
+		"stray_bytes", b.episode.raw, "took", b.now().Sub(b.episode.start).Round(time.Millisecond).String())
+}
+
+// outOfStepWarnEvery rate-limits the "out of step" warning per bus: a
+// device that always answers after late_reply would otherwise warn on
+// every attempt. Episodes in between are logged at debug level; the
+// statistics count them all.
+const outOfStepWarnEvery = 10 * time.Minute
 
 // apply decodes the points a read served and queues their events.
 func (b *Bus) apply(d *devState, r request, res readResult) {

@@ -137,16 +137,16 @@ func (b *Bus) releaseNow(ctx context.Context, j *cmdJob) {
 	j.relAt = time.Time{}
 }
 
-// writeOne performs a write and records it like any transaction.
+// writeOne performs a write through exchange, like any transaction. A
+// single-coil or single-register write sets a value, so asking again
+// after a mismatched reply is harmless.
 func (b *Bus) writeOne(ctx context.Context, d *devState, t Table, addr, v int) error {
-	t0 := b.now()
-	err := b.link.setTimeout(d.timeout)
-	if err == nil {
-		err = b.link.write(d.unit, t, uint16(addr), uint16(v))
-	}
-	b.record(ctx, d, Holding, 1, 0, t0, err)
+	what := fmt.Sprintf("write %s %d unit %d", t, addr, d.unit)
+	err := b.exchange(ctx, d, what, Holding, 1, 0, func() error {
+		return b.link.write(d.unit, t, uint16(addr), uint16(v))
+	})
 	if err != nil {
-		return fmt.Errorf("write %s %d unit %d: %w", t, addr, d.unit, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }

@@ -7,9 +7,11 @@
 // sharing one serial port or one TCP host:port form a [Bus] owned by one
 // goroutine; a planner merges each device's reads into as few requests as
 // its limits allow, and the bus schedules commands, event points and
-// telemetry in that order. The RTU stale-reply trap of
-// simonvetter/modbus is handled by waiting out late replies and reopening
-// the port after every timeout.
+// telemetry in that order. On RTU framing the bus keeps the line in step
+// itself (line.go): stray bytes are drained before a request, a reply
+// must match its request and not be followed by more bytes, and a
+// timeout or a mismatch leaves the line silent until late replies have
+// drained, so a stale reply is never taken for a fresh one.
 package modbus
 
 import (

@@ -228,13 +228,24 @@ func (dv *device) defaultTimeout() time.Duration {
 	return 100*time.Millisecond + time.Duration(8+5+2*dv.limits().maxRegs)*tc + 2*t35(dv.opts.Baud, tc)
 }
 
-// lateReply is how long to wait after a timeout for a late reply before
-// reopening the link (tech.md §2.4): by default as long as the timeout.
+// lateReply is how long an RTU line must stay silent after a failed
+// exchange with this device (a timeout or a mismatched reply) before the
+// next request: a late reply has that long to arrive and be drained
+// (tech.md §2.4, line.go).
 func (dv *device) lateReply() time.Duration {
 	if dv.opts.LateReply > 0 {
 		return dv.opts.LateReply.Std()
 	}
-	return dv.timeout
+	return silenceAfter(dv.timeout, dv.opts.Baud, dv.opts.Parity, dv.opts.StopBits)
+}
+
+// silenceAfter is the default silence after a failed exchange: the
+// slave's longest response time, taken as the timeout but at least
+// minSilence (line.go: libmodbus-based slaves wait 500 ms for another
+// unit's reply), plus the wire time of the longest frame, so a reply that
+// began at the last moment has ended.
+func silenceAfter(timeout time.Duration, baud int, parity string, stop int) time.Duration {
+	return max(timeout, minSilence) + maxRTUFrame*charTime(baud, parity, stop)
 }
 
 func (dv *device) limits() planLimits {

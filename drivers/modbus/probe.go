@@ -21,6 +21,9 @@ type ProbeTarget struct {
 // ProbeCounts are what a probe saw on the wire.
 type ProbeCounts struct {
 	Requests, Answers, Timeouts, CRCErrors, Exceptions, IOErrors int
+	// Resyncs counts silences with draining after timeouts and
+	// mismatched replies; StrayBytes the bytes they discarded.
+	Resyncs, StrayBytes int
 }
 
 // UnitFound is a unit id that answered a scan.
@@ -28,14 +31,19 @@ type UnitFound struct {
 	Unit      int
 	Exception string // the device answered, with this exception
 	RTT       time.Duration
+	// Late: the reply came only after the timeout (RTT is when it was
+	// seen); the device is there, but polling it needs a longer timeout.
+	Late bool
 }
 
-// prober wraps a link with the probe's counting and the stale-reply
-// recovery.
+// prober runs a probe's exchanges with the same RTU line rules as the bus
+// (line.go) and counts them.
 type prober struct {
-	lc  linkConfig
-	l   link
-	cnt ProbeCounts
+	lc      linkConfig
+	l       link
+	g       lineGuard
+	silence time.Duration
+	cnt     ProbeCounts
 }
 
 func newProber(t ProbeTarget, log *slog.Logger) (*prober, error) {
@@ -63,40 +71,82 @@ func newProber(t ProbeTarget, log *slog.Logger) (*prober, error) {
 	if err := l.open(); err != nil {
 		return nil, fmt.Errorf("open %s: %w", t.Address, err)
 	}
-	return &prober{lc: lc, l: l}, nil
+	return &prober{lc: lc, l: l, g: lineGuard{lc: lc, l: l},
+		silence: silenceAfter(lc.timeout, lc.baud, lc.parity, lc.stopBits)}, nil
 }
 
 func (p *prober) close() { _ = p.l.close() }
 
-// after applies the same recovery as the bus: reopen after a timeout on
-// RTU framing so a late reply cannot answer the next question.
-func (p *prober) after(ctx context.Context, err error) {
-	p.cnt.Requests++
-	switch classify(err) {
-	case okClass:
-		p.cnt.Answers++
-	case exceptionClass:
-		p.cnt.Answers++
-		p.cnt.Exceptions++
-	case timeoutClass, unreachableClass:
-		p.cnt.Timeouts++
-		if p.lc.scheme != "tcp" {
-			sleepCtx(ctx, p.lc.timeout)
+// exchange runs one request: the line is drained of stray bytes first
+// (with a silence if there were any), a reply followed by stray bytes is
+// a mismatch, a timeout or mismatch lets the line fall silent, and a
+// mismatched request is asked once more. Between the units of a scan this
+// is the flush that keeps one unit's late reply, or a libmodbus slave
+// still waiting for an absent unit's answer, from hiding the next unit.
+// sent is when the request (of the last attempt) went out; late holds
+// what the silence after a timeout drained, for ScanUnits to recognise a
+// late answer.
+func (p *prober) exchange(ctx context.Context, do func() error) (sent time.Time, rtt time.Duration, late drained, err error) {
+	for attempt := 1; ; attempt++ {
+		err = nil
+		if st, serr := p.g.stray(); serr != nil {
+			err = serr
+		} else if st.n > 0 {
+			p.cnt.StrayBytes += st.n
+			p.resync(ctx)
+		}
+		sent = time.Now()
+		if err == nil {
+			err = do()
+			var tr drained
+			tr, err = p.g.trailing(err)
+			p.cnt.StrayBytes += tr.n
+		}
+		rtt = time.Since(sent)
+		p.cnt.Requests++
+		late = drained{}
+		switch classify(err) {
+		case okClass:
+			p.cnt.Answers++
+			p.g.inStep()
+		case exceptionClass:
+			p.cnt.Answers++
+			p.cnt.Exceptions++
+			p.g.inStep()
+		case timeoutClass, unreachableClass:
+			p.cnt.Timeouts++
+			if p.g.framed() {
+				late = p.resync(ctx)
+			}
+		case mismatchClass:
+			p.cnt.CRCErrors++
+			if p.g.framed() {
+				p.resync(ctx)
+				if attempt == 1 && ctx.Err() == nil {
+					continue
+				}
+			}
+		case ioClass:
+			p.cnt.IOErrors++
 			_ = p.l.close()
 			_ = p.l.open()
 		}
-	case crcClass:
-		p.cnt.CRCErrors++
-	case ioClass:
-		p.cnt.IOErrors++
-		_ = p.l.close()
-		_ = p.l.open()
+		return sent, rtt, late, err
 	}
+}
+
+func (p *prober) resync(ctx context.Context) drained {
+	r, _ := p.g.resync(ctx, p.silence)
+	p.cnt.Resyncs++
+	p.cnt.StrayBytes += r.n
+	return r.drained
 }
 
 // ScanUnits asks each unit id for holding register 0 and reports those
 // that answer at all: a normal reply or an exception both prove a device
-// is there.
+// is there, and so does a well-formed reply from the unit that arrives
+// after the timeout (Late). On RTU the line is flushed between units
+// (see prober.exchange), so what one unit did cannot hide the next.
 func ScanUnits(ctx context.Context, t ProbeTarget, units []int, log *slog.Logger, progress func(unit int)) ([]UnitFound, ProbeCounts, error) {
 	p, err := newProber(t, log)
 	if err != nil {
@@ -111,15 +161,23 @@ func ScanUnits(ctx context.Context, t ProbeTarget, units []int, log *slog.Logger
 		if progress != nil {
 			progress(u)
 		}
-		t0 := time.Now()
-		_, err := p.l.readRegs(uint8(u), Holding, 0, 1)
-		rtt := time.Since(t0)
-		p.after(ctx, err)
+		sent, rtt, late, err := p.exchange(ctx, func() error {
+			_, err := p.l.readRegs(uint8(u), Holding, 0, 1)
+			return err
+		})
 		switch classify(err) {
 		case okClass:
 			found = append(found, UnitFound{Unit: u, RTT: rtt})
 		case exceptionClass:
 			found = append(found, UnitFound{Unit: u, Exception: err.Error(), RTT: rtt})
+		case timeoutClass:
+			frames, _ := scanFrames(late.kept)
+			for _, f := range frames {
+				if int(f.unit) == u && f.fc&0x7F == 3 {
+					found = append(found, UnitFound{Unit: u, RTT: late.first.Sub(sent), Late: true})
+					break
+				}
+			}
 		}
 	}
 	return found, p.cnt, ctx.Err()
@@ -161,13 +219,15 @@ func ReadOnce(ctx context.Context, t ProbeTarget, unit int, prof *Profile, log *
 		desc := fmt.Sprintf("%s %d+%d", r.table, r.start, r.count)
 		var regs []uint16
 		var bits []bool
-		var err error
-		if r.table.bits() {
-			bits, err = p.l.readBits(uint8(unit), r.table, uint16(r.start), uint16(r.count))
-		} else {
-			regs, err = p.l.readRegs(uint8(unit), r.table, uint16(r.start), uint16(r.count))
-		}
-		p.after(ctx, err)
+		_, _, _, err := p.exchange(ctx, func() (err error) {
+			regs, bits = nil, nil
+			if r.table.bits() {
+				bits, err = p.l.readBits(uint8(unit), r.table, uint16(r.start), uint16(r.count))
+			} else {
+				regs, err = p.l.readRegs(uint8(unit), r.table, uint16(r.start), uint16(r.count))
+			}
+			return err
+		})
 		for _, id := range r.ids {
 			pr := &out[id]
 			pr.Request = desc

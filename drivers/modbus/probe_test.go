@@ -59,3 +59,26 @@ func TestScript(t *testing.T) {
 		t.Error("script for a missing unit accepted")
 	}
 }
+
+// TestScanFlushesBetweenUnits: unit 4 answers only after the scan's
+// timeout. Its late reply must not be taken for unit 5's answer (which
+// would hide unit 5 behind a "bad unit id"), and it still proves unit 4
+// is there.
+func TestScanFlushesBetweenUnits(t *testing.T) {
+	sim := NewSim(SimWire{}, testLogger(t))
+	sim.Add(4, loadProfile(t, "rs485-sensor")).Late = 400 * time.Millisecond
+	sim.Add(5, loadProfile(t, "rs485-sensor"))
+	path := startRTUSim(t, sim)
+	target := ProbeTarget{Address: "rtu://" + path, Baud: 115200, Timeout: 200 * time.Millisecond}
+	found, cnt, err := ScanUnits(context.Background(), target, []int{3, 4, 5, 6}, testLogger(t), nil)
+	must(t, err)
+	if len(found) != 2 || found[0].Unit != 4 || !found[0].Late || found[1].Unit != 5 || found[1].Late {
+		t.Fatalf("found %+v; counts %+v", found, cnt)
+	}
+	if rtt := found[0].RTT; rtt < 350*time.Millisecond || rtt > 900*time.Millisecond {
+		t.Errorf("late unit's round trip %s, want about 400ms", rtt)
+	}
+	if cnt.CRCErrors != 0 || cnt.Timeouts != 3 || cnt.StrayBytes == 0 {
+		t.Errorf("counts %+v: want 3 timeouts, the late reply drained, no mismatch", cnt)
+	}
+}

@@ -56,6 +56,10 @@ type SimDevice struct {
 	Late      time.Duration
 	LateEvery int // only every LateEvery-th request is late (0: all)
 	Silent    bool
+	// Garble spoils the RTU reply to every GarbleEvery-th request (0:
+	// all) in one of the ways a line falls out of step (issue 17).
+	Garble      Garble
+	GarbleEvery int
 	// CommandDelay is how long a command takes to show in its confirm
 	// point (a barrier's travel time).
 	CommandDelay time.Duration
@@ -63,7 +67,26 @@ type SimDevice struct {
 	served int
 	regs   [4]map[int]uint16 // coil and discrete hold 0/1
 	maps   [4]map[int]bool   // addresses some point maps
+	last   []byte            // the previous RTU reply, for GarbleStale
 }
+
+// Garble is a way an RTU reply goes wrong on the wire.
+type Garble uint8
+
+// Garbles. The library rejects GarbleUnit to GarbleNoise itself;
+// GarbleDup, GarbleStale and GarbleEcho pass its checks, and only the
+// bus's own watch on the line (line.go) catches them.
+const (
+	GarbleNone  Garble = iota
+	GarbleUnit         // the reply names another unit
+	GarbleFunc         // the reply has another read's function code ("unexpected response code")
+	GarbleCount        // one register too many, byte count and CRC consistent
+	GarbleCRC          // the last CRC byte is wrong
+	GarbleNoise        // three junk bytes, then the reply
+	GarbleDup          // the reply, twice
+	GarbleStale        // the device's previous reply, then this one
+	GarbleEcho         // the reply, and the same again 200 ms later, between requests
+)
 
 // NewSim returns an empty simulator.
 func NewSim(wire SimWire, log *slog.Logger) *Sim {
@@ -247,14 +270,30 @@ const (
 // handle serves one request PDU and returns the reply PDU (without unit
 // id), or nil to stay silent. delay is how late the reply should go out.
 func (s *Sim) handle(unit uint8, pdu []byte) (reply []byte, delay time.Duration) {
+	reply, delay, _ = s.handleRTU(unit, pdu)
+	return reply, delay
+}
+
+// handleRTU is handle, also saying how to garble the reply on an RTU
+// line.
+func (s *Sim) handleRTU(unit uint8, pdu []byte) (reply []byte, delay time.Duration, g Garble) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests++
 	d := s.units[unit]
 	if d == nil || d.Silent || len(pdu) < 5 {
-		return nil, 0
+		return nil, 0, GarbleNone
 	}
 	d.served++
+	if d.GarbleEvery == 0 || d.served%d.GarbleEvery == 0 {
+		g = d.Garble
+	}
+	reply, delay = d.serve(s, pdu)
+	return reply, delay, g
+}
+
+// serve answers one request PDU. Called with s.mu held.
+func (d *SimDevice) serve(s *Sim, pdu []byte) (reply []byte, delay time.Duration) {
 	late := d.Late
 	if d.LateEvery > 0 && d.served%d.LateEvery != 0 {
 		late = 0
@@ -457,24 +496,67 @@ func (s *Sim) ServeRTU(ctx context.Context, rw io.ReadWriter) error {
 			drain(rw)
 			continue
 		}
-		rep, late := s.handle(buf[0], buf[1:need-2])
+		rep, late, g := s.handleRTU(buf[0], buf[1:need-2])
 		if rep == nil {
 			continue
 		}
-		frame := appendCRC(append([]byte{buf[0]}, rep...))
+		frame := s.garble(buf[0], appendCRC(append([]byte{buf[0]}, rep...)), g)
 		// The request took its wire time to arrive, then the slave waits
 		// t3.5 to see its end and thinks for the turnaround.
 		start := t0.Add(late + s.wire.Turnaround)
 		if tc > 0 {
 			start = start.Add(time.Duration(need)*tc + t35(s.wire.Baud, tc))
 		}
-		if err := writePaced(ctx, rw, frame, start, tc); err != nil {
+		err := writePaced(ctx, rw, frame, start, tc)
+		if err == nil && g == GarbleEcho {
+			err = writePaced(ctx, rw, frame, time.Now().Add(200*time.Millisecond), tc)
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
 	}
+}
+
+// garble spoils an RTU reply frame as g says, and remembers the frame as
+// sent for the unit's next GarbleStale.
+func (s *Sim) garble(unit uint8, frame []byte, g Garble) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.units[unit]
+	prev := d.last
+	d.last = frame
+	body := slices.Clone(frame[:len(frame)-2])
+	switch g {
+	case GarbleUnit:
+		body[0]++
+		return appendCRC(body)
+	case GarbleFunc:
+		if body[1]&0x80 == 0 && body[1] >= 1 && body[1] <= 4 {
+			body[1] = map[byte]byte{1: 2, 2: 1, 3: 4, 4: 3}[body[1]]
+		}
+		return appendCRC(body)
+	case GarbleCount:
+		if (body[1] == 3 || body[1] == 4) && len(body) > 2 {
+			body[2] += 2
+			return appendCRC(append(body, 0x12, 0x34))
+		}
+	case GarbleCRC:
+		out := slices.Clone(frame)
+		out[len(out)-1] ^= 0xFF
+		return out
+	case GarbleNoise:
+		return append([]byte{0x00, 0xFF, 0x55}, frame...)
+	case GarbleDup:
+		return append(slices.Clone(frame), frame...)
+	case GarbleStale:
+		if prev != nil {
+			return append(slices.Clone(prev), frame...)
+		}
+	}
+	return frame
 }
 
 // writePaced sends frame starting at start, one character time per byte,

@@ -10,12 +10,24 @@ type BusStats struct {
 	Since        time.Time `json:"since"`
 	Transactions uint64    `json:"transactions"`
 	Timeouts     uint64    `json:"timeouts"`
-	CRCErrors    uint64    `json:"crc_errors"` // garbled replies: bad CRC, short frame, wrong unit
-	Exceptions   uint64    `json:"exceptions"`
-	IOErrors     uint64    `json:"io_errors"`
-	Reopens      uint64    `json:"reopens"` // link reopened to drop late replies
-	BytesTx      uint64    `json:"bytes_tx"`
-	BytesRx      uint64    `json:"bytes_rx"`
+	// CRCErrors counts replies that did not match their request: bad
+	// CRC, short frame, wrong unit, function code, byte count or length,
+	// or (RTU) a reply followed at once by stray bytes.
+	CRCErrors  uint64 `json:"crc_errors"`
+	Exceptions uint64 `json:"exceptions"`
+	IOErrors   uint64 `json:"io_errors"`
+	// Resyncs counts the times an RTU line was left to fall silent and
+	// drained: after a timeout, a mismatched reply, or stray bytes found
+	// before a request.
+	Resyncs uint64 `json:"resyncs"`
+	// StrayBytes counts bytes that arrived when no reply was due (late
+	// replies, replies to other requests, noise); all were discarded.
+	StrayBytes uint64 `json:"stray_bytes"`
+	// Reopens counts link reopens to get back in step: on rtu:// after
+	// three resyncs in a row, on rtuovertcp:// after every resync.
+	Reopens uint64 `json:"reopens"`
+	BytesTx uint64 `json:"bytes_tx"`
+	BytesRx uint64 `json:"bytes_rx"`
 	// WireTime is the ideal time the exchanges take on the wire with the
 	// protocol's silences (RTU only); BusyTime the wall time spent in
 	// transactions, timeouts included.
@@ -56,7 +68,8 @@ func (b *Bus) Stats() BusStats {
 	s := b.stats
 	out := BusStats{
 		Bus: b.Name(), Transport: b.lc.scheme, Since: s.since, Transactions: s.transactions, Timeouts: s.timeouts,
-		CRCErrors: s.crc, Exceptions: s.exceptions, IOErrors: s.ioErrors, Reopens: s.reopens, BytesTx: s.bytesTx,
+		CRCErrors: s.crc, Exceptions: s.exceptions, IOErrors: s.ioErrors, Resyncs: s.resyncs, StrayBytes: s.strayBytes,
+		Reopens: s.reopens, BytesTx: s.bytesTx,
 		BytesRx: s.bytesRx, WireTime: s.wire, BusyTime: s.busy, UsefulItems: s.usefulItems, ReadItems: s.readItems,
 	}
 	if el := b.now().Sub(s.since); !s.since.IsZero() && el > 0 {

@@ -23,6 +23,9 @@ type link interface {
 	readRegs(unit uint8, t Table, addr, n uint16) ([]uint16, error)
 	readBits(unit uint8, t Table, addr, n uint16) ([]bool, error)
 	write(unit uint8, t Table, addr, v uint16) error
+	// rx returns the tap on an open RTU port's receive queue (line.go),
+	// or nil when the link cannot be read beside the library.
+	rx() *rxTap
 }
 
 // linkConfig is what a bus needs to reach its devices.
@@ -47,6 +50,8 @@ type mbLink struct {
 	cur     *mb.ModbusClient
 	curT    time.Duration
 	isOpen  bool
+	tap     *rxTap // rtu:// only, while open
+	noTap   bool   // the port could not be opened twice: logged once
 }
 
 func newMBLink(lc linkConfig, log *slog.Logger) (*mbLink, error) {
@@ -92,22 +97,43 @@ func (l *mbLink) client(t time.Duration) (*mb.ModbusClient, error) {
 	return c, nil
 }
 
+// open opens the port or connection and, on a serial port, the tap the
+// bus drains it through.
 func (l *mbLink) open() error {
 	if err := l.cur.Open(); err != nil {
 		return err
 	}
 	l.isOpen = true
+	if l.lc.scheme == "rtu" && l.tap == nil {
+		t, err := openRxTap(l.lc.key)
+		switch {
+		case err == nil:
+			l.tap = t
+		case !l.noTap:
+			l.noTap = true
+			l.log.Info("modbus port cannot be drained; resyncs reopen it instead", "err", err)
+		}
+	}
 	return nil
 }
 
 // close is idempotent: closing a serial port twice would close whatever
 // file reused its descriptor number in between.
 func (l *mbLink) close() error {
+	l.tap.close()
+	l.tap = nil
 	if !l.isOpen {
 		return nil
 	}
 	l.isOpen = false
 	return l.cur.Close()
+}
+
+func (l *mbLink) rx() *rxTap {
+	if !l.isOpen {
+		return nil
+	}
+	return l.tap
 }
 
 func (l *mbLink) setTimeout(t time.Duration) error {
@@ -121,13 +147,20 @@ func (l *mbLink) setTimeout(t time.Duration) error {
 	if err != nil {
 		return err
 	}
+	// Swap clients only: the tap stays on the port.
 	wasOpen := l.isOpen
 	if wasOpen {
-		_ = l.close()
+		l.isOpen = false
+		_ = l.cur.Close()
 	}
 	l.cur, l.curT = next, t
 	if wasOpen {
-		return l.open()
+		if err := l.cur.Open(); err != nil {
+			l.tap.close()
+			l.tap = nil
+			return err
+		}
+		l.isOpen = true
 	}
 	return nil
 }
@@ -169,7 +202,12 @@ type errClass uint8
 const (
 	okClass errClass = iota
 	timeoutClass
-	crcClass       // bad CRC, short frame, protocol error: the frame was garbled
+	// mismatchClass: a reply that does not match its request: bad CRC,
+	// short frame, wrong unit, function code, byte count or length
+	// (the library's "unexpected response code" is a protocol error), or
+	// a reply followed by stray bytes. On RTU framing it means the line
+	// may be out of step (line.go).
+	mismatchClass
 	exceptionClass // the device answered with an exception
 	ioClass        // the link itself failed (EOF, reset, port gone)
 	// unreachableClass: a TCP gateway says the device behind it did not
@@ -184,8 +222,9 @@ func classify(err error) errClass {
 	case errors.Is(err, mb.ErrRequestTimedOut):
 		return timeoutClass
 	case errors.Is(err, mb.ErrBadCRC), errors.Is(err, mb.ErrShortFrame), errors.Is(err, mb.ErrProtocolError),
-		errors.Is(err, mb.ErrBadUnitId), errors.Is(err, mb.ErrBadTransactionId), errors.Is(err, mb.ErrUnknownProtocolId):
-		return crcClass
+		errors.Is(err, mb.ErrBadUnitId), errors.Is(err, mb.ErrBadTransactionId), errors.Is(err, mb.ErrUnknownProtocolId),
+		errors.Is(err, errTrailing):
+		return mismatchClass
 	case errors.Is(err, mb.ErrGWTargetFailedToRespond), errors.Is(err, mb.ErrGWPathUnavailable):
 		return unreachableClass
 	case isException(err):
