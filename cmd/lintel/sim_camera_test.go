@@ -61,13 +61,34 @@ func TestSimCameraCommand(t *testing.T) {
 	if url == "" {
 		t.Fatalf("no URL printed: %s %s", out.String(), errb.String())
 	}
-	go pw.Write([]byte("tamper\n"))
+	// The camera sends a document to the sessions playing at that moment:
+	// a tamper sent before the probe's PLAY is lost, and under load the
+	// probe can take longer to connect than the command takes to arrive.
+	// So the command is repeated until the probe is done.
+	probed := make(chan struct{})
+	go func() {
+		tk := time.NewTicker(200 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			if _, err := pw.Write([]byte("tamper\n")); err != nil {
+				return // the sim stopped
+			}
+			select {
+			case <-probed:
+				return
+			case <-tk.C:
+			}
+		}
+	}()
 	var pout, perr bytes.Buffer
 	code := runMain(context.Background(), []string{"probe", "rtsp", "-duration", "1500ms", url}, stdio{in: strings.NewReader(""), out: &pout, err: &perr})
+	close(probed)
 	if code != exitOK || !strings.Contains(pout.String(), "TamperDetector") {
 		t.Fatalf("probe exit %d:\n%s%s\nsim: %s", code, pout.String(), perr.String(), out.String())
 	}
-	if !strings.Contains(out.String(), "事件 event falling") {
-		t.Errorf("script step not reported: %s", out.String())
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(out.String(), "事件 event falling"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("script step not reported: %s", out.String())
+		}
 	}
 }

@@ -30,6 +30,10 @@ func (m *memLog) Emit(_ context.Context, evs ...*event.Event) error {
 	defer m.mu.Unlock()
 	for _, ev := range evs {
 		if ev.Time.IsZero() {
+			// The tests that leave the time to the log run in a synctest
+			// bubble, where this is the bubble's clock (2000-01-01 00:00
+			// UTC at the start), never the host's; the others stamp their
+			// events themselves.
 			ev.Time = time.Now().UTC()
 		}
 		ev.Seq = uint64(len(m.evs)) + 1
