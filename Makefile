@@ -23,8 +23,9 @@ cross: ## build dist/lintel-linux-arm64 and dist/lintel-linux-armv7 (CGO off)
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o dist/lintel-linux-armv7 ./cmd/lintel
 	@ls -l dist/
 
-vet: ## go vet
+vet: ## go vet (also the faulttest build the reliability suite uses)
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags faulttest ./edge/ ./cmd/lintel/
 
 fmtcheck: ## fail if any file is not gofmt'ed
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './dist/*' -not -path './.git/*')); \
@@ -47,6 +48,11 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
+
+soak: ## long reliability runs (1,000 kill -9 cycles, a 24 h outage's backlog, journal damage at every byte): about 2.5 h
+	LINTEL_SOAK=1 $(GO) test -count=1 -timeout 5h -v -run '^TestReliability' ./cmd/lintel/
+	LINTEL_SOAK=1 $(GO) test -count=1 -timeout 2h -v -run '^TestJournalDamageAnywhere$$' ./edge/store/
+	LINTEL_SOAK=1 $(GO) test -count=1 -timeout 1h -v -run '^TestMemoryBound' ./drivers/rtsp/
 
 demo: ## run the gateway on a simulated compound (status page on http://127.0.0.1:8080)
 	$(GO) run ./cmd/lintel demo $(DEMOFLAGS)

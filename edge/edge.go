@@ -150,11 +150,40 @@ func (r *Runtime) Emit(ctx context.Context, evs ...*event.Event) error {
 			return fmt.Errorf("%w %s from %q: %w", ErrInvalidEvent, e.Kind, e.Device, err)
 		}
 	}
-	if err := r.st.Append(ctx, evs...); err != nil {
+	// A driver that is stopping still records what it already read: the
+	// append outlives ctx by emitGrace (less than the driver stop budget).
+	actx, cancel := withGrace(ctx, emitGrace)
+	defer cancel()
+	if err := r.st.Append(actx, evs...); err != nil {
 		return err
 	}
 	r.emitted.Add(uint64(len(evs)))
+	if durableTap != nil {
+		durableTap(evs)
+	}
 	return nil
+}
+
+// emitGrace is how long an append may go on after the caller's context
+// ended. Shutdown cancels the drivers first and the store closes only
+// after them, so a batch read just before the signal is still stored.
+const emitGrace = 3 * time.Second
+
+// durableTap, when set, is told of every batch Emit made durable. Only the
+// faulttest build sets it (the crash tests' record of what was acked).
+var durableTap func(evs []*event.Event)
+
+// withGrace returns a context that ends grace after parent does (or when
+// the returned cancel is called), with parent's cause.
+func withGrace(parent context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
+	stop := context.AfterFunc(parent, func() {
+		time.AfterFunc(grace, func() { cancel(context.Cause(parent)) })
+	})
+	return ctx, func() {
+		stop()
+		cancel(context.Canceled)
+	}
 }
 
 func (r *Runtime) placeOf(device string) *event.Place {

@@ -153,3 +153,27 @@ func TestSystemClockFloor(t *testing.T) {
 		t.Error("a clock before the floor was called synced")
 	}
 }
+
+// A driver stopping at SIGTERM still records what it already read: its
+// context is cancelled first, and the append outlives it (before, the
+// batch was lost with "append: context canceled").
+func TestEmitOutlivesCancelledContext(t *testing.T) {
+	rt, st := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ev := event.New(event.DoorOpened)
+	ev.Device = "door-1"
+	if err := rt.Emit(ctx, ev); err != nil {
+		t.Fatalf("emit after the driver's context ended: %v", err)
+	}
+	if got, ok, err := st.Get(ev.Seq); err != nil || !ok || got.Kind != event.DoorOpened {
+		t.Fatalf("not stored: %v %v", ok, err)
+	}
+	// The grace is bounded: a closed store still refuses at once.
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Emit(ctx, event.New(event.DoorClosed)); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("emit into a closed store: %v", err)
+	}
+}

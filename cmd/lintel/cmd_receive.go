@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/lintel-edge/lintel/edge/config"
@@ -43,6 +45,13 @@ func runReceive(ctx context.Context, args []string, io stdio) error {
 	if *broker == "" {
 		return usageErr("-broker is required, e.g. -broker mqtts://platform.example:8883 or -broker tcp://127.0.0.1:1883")
 	}
+	// Ctrl-C or SIGTERM ends the run cleanly: the output is flushed and
+	// synced, and the final summary line says what was received.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// The logger (the receiver's goroutines) and the progress lines share
+	// stderr: one lock keeps their lines whole.
+	io.err = &syncWriter{w: io.err}
 	log := slog.New(slog.NewTextHandler(io.err, nil))
 	o := city.ReceiverOptions{
 		Broker: *broker, Filter: *filter, ShareGroup: *group, ClientID: *clientID,
@@ -116,12 +125,13 @@ func receive(ctx context.Context, r *city.Receiver, o city.ReceiverOptions, io s
 		config.RedactURL(o.Broker), o.Filter, o.ShareGroup, o.Ack)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
+	start := time.Now()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		t := time.NewTicker(receiveProgressEvery)
 		defer t.Stop()
-		prevAt, prevEvents := time.Now(), r.Events.Load()
+		prevAt, prevEvents := start, r.Events.Load()
 		for {
 			select {
 			case <-done:
@@ -131,8 +141,7 @@ func receive(ctx context.Context, r *city.Receiver, o city.ReceiverOptions, io s
 			now, evs := time.Now(), r.Events.Load()
 			rate := float64(evs-prevEvents) / now.Sub(prevAt).Seconds()
 			prevAt, prevEvents = now, evs
-			fmt.Fprintf(io.err, "批次 batches %d, 新事件 new events %d (%.0f/s), 重复 duplicates %d, 坏批次 bad batches %d, 缺口 gaps %d, 确认 acks %d; 网关 gateways: %s\n",
-				r.Batches.Load(), evs, rate, r.Duplicates.Load(), r.BadBatches.Load(), r.Gaps.Load(), r.AcksSent.Load(), seqs.String())
+			fmt.Fprintf(io.err, "%s; 网关 gateways: %s\n", receiveSummary(r, rate), seqs.String())
 			if r.Batches.Load() == 0 {
 				fmt.Fprintln(io.err, "  尚未收到任何批次：检查 -broker、用户名/证书和 -topic-prefix，并确认网关在运行 no batch yet: check -broker, credentials/certificates and -topic-prefix, and that gateways are running")
 			}
@@ -141,7 +150,58 @@ func receive(ctx context.Context, r *city.Receiver, o city.ReceiverOptions, io s
 	err := r.Run(ctx)
 	close(done)
 	wg.Wait()
+	// The final line: what this run received and whether each stream is
+	// complete, with where the undeclared holes are.
+	rate := float64(r.Events.Load()) / max(time.Since(start).Seconds(), 1e-3)
+	fmt.Fprintf(io.err, "结束 final: %s; 网关 gateways: %s\n", receiveSummary(r, rate), seqs.String())
+	for _, st := range r.Streams() {
+		if st.Holes == 0 {
+			continue
+		}
+		var b strings.Builder
+		for i, h := range st.HoleRanges {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%d..%d", h[0], h[1])
+		}
+		if st.HoleRangesCapped {
+			b.WriteString(", …")
+		}
+		fmt.Fprintf(io.err, "  未声明缺口 undeclared holes %s epoch %s: %d seqs in %d..%d: %s\n",
+			st.Gateway, st.Epoch, st.Holes, st.FirstSeq, st.LastSeq, b.String())
+	}
 	return err
+}
+
+// receiveSummary is the counters part of the progress and final lines.
+// "gap refusals" are batches the gap check refused (resent later); the
+// seq accounting says whether each stream is complete: seqs received,
+// seqs the gateway declared missing (by reason), and undeclared holes,
+// which stay 0 on a healthy gateway once its stream has caught up.
+func receiveSummary(r *city.Receiver, rate float64) string {
+	reasons := r.DeclaredByReason()
+	keys := make([]string, 0, len(reasons))
+	for k := range reasons {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	by := ""
+	for i, k := range keys {
+		if i == 0 {
+			by = " ("
+		} else {
+			by += ", "
+		}
+		by += fmt.Sprintf("%s %d", k, reasons[k])
+	}
+	if by != "" {
+		by += ")"
+	}
+	return fmt.Sprintf("批次 batches %d, 新事件 new events %d (%.0f/s), 重复 duplicates %d, 坏批次 bad batches %d, 断链拒收 gap refusals %d, 确认 acks %d; "+
+		"序号 seqs: 收到 received %d, 声明缺失 declared missing %d%s, 未声明缺口 undeclared holes %d",
+		r.Batches.Load(), r.Events.Load(), rate, r.Duplicates.Load(), r.BadBatches.Load(), r.Gaps.Load(), r.AcksSent.Load(),
+		r.Received.Load(), r.Declared.Load(), by, r.Holes.Load())
 }
 
 type lockedWriter struct {

@@ -60,10 +60,14 @@ type sinkDrain struct {
 	draining  bool // a backlog ≥ min was seen and not yet drained
 	startAt   time.Time
 	startLeft uint64
-	prevAt    time.Time
-	prevCur   uint64
-	rate      float64 // acked events/s, smoothed
-	loggedAt  time.Time
+	// peakLeft and peakAt: the largest backlog seen in this drain and
+	// when. A backlog that grew through an outage drains from its peak.
+	peakLeft uint64
+	peakAt   time.Time
+	prevAt   time.Time
+	prevCur  uint64
+	rate     float64 // acked events/s, smoothed
+	loggedAt time.Time
 }
 
 func (p *backlogProgress) Run(ctx context.Context) error {
@@ -102,9 +106,13 @@ func (p *backlogProgress) step(state map[string]*sinkDrain) {
 				d.rate = 0.5*d.rate + 0.5*r
 			}
 		}
+		if d.draining && left >= d.peakLeft {
+			d.peakLeft, d.peakAt = left, now
+		}
 		switch {
 		case !d.draining && left >= p.min:
 			d.draining, d.startAt, d.startLeft, d.loggedAt = true, now, left, now
+			d.peakLeft, d.peakAt = left, now
 			p.log.Info("sink backlog to drain", "sink", name, "events_left", left,
 				"oldest_age", ss.OldestUnackedAge.Round(time.Second).String())
 		case d.draining && left < p.min:
@@ -114,10 +122,11 @@ func (p *backlogProgress) step(state map[string]*sinkDrain) {
 		case d.draining && now.Sub(d.loggedAt) >= p.logEvery:
 			d.loggedAt = now
 			args := []any{"sink", name, "events_left", left, "acked_per_s", int64(d.rate + 0.5)}
-			// Net drain since the backlog was first seen: acks minus what
-			// arrived meanwhile, so the ETA holds while producers go on.
-			elapsed := now.Sub(d.startAt).Seconds()
-			if net := (float64(d.startLeft) - float64(left)) / elapsed; elapsed > 0 && net > 0 {
+			// Net drain since the backlog's peak: acks minus what arrived
+			// meanwhile, so the ETA holds while producers go on, and a
+			// backlog that grew through an outage is judged from its top.
+			elapsed := now.Sub(d.peakAt).Seconds()
+			if net := (float64(d.peakLeft) - float64(left)) / elapsed; elapsed > 0 && net > 0 {
 				args = append(args, "eta", (time.Duration(float64(left)/net) * time.Second).Round(time.Second).String())
 			} else {
 				args = append(args, "eta", "unknown: not shrinking")

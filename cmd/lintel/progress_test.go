@@ -181,3 +181,45 @@ func listenLoopback(t *testing.T) net.Listener {
 	t.Cleanup(func() { ln.Close() })
 	return ln
 }
+
+// A backlog that grew through an outage (1,000 → 5,000) and then drains
+// gets an ETA from its peak, not "not shrinking" because it is still above
+// where it started.
+func TestBacklogProgressAfterGrowth(t *testing.T) {
+	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "events.db"), Gateway: "gw-p", Compound: "c-p",
+		Sinks: []string{"city"}, Logger: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	add := func(n int) {
+		evs := make([]*event.Event, n)
+		for i := range evs {
+			evs[i] = event.New(event.Telemetry).WithData(map[string]any{"point": "t", "value": i})
+		}
+		if err := st.Append(ctx, evs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs bytes.Buffer
+	now := time.Unix(1_700_000_000, 0)
+	p := &backlogProgress{st: st, sinks: []string{"city"}, log: slog.New(slog.NewTextHandler(&logs, nil)),
+		logEvery: 10 * time.Second, min: 1000, now: func() time.Time { return now }}
+	state := map[string]*sinkDrain{"city": {}}
+	add(1000)
+	p.step(state) // the drain starts at 1000
+	for range 4 { // the outage: the backlog grows to 5000
+		now = now.Add(10 * time.Second)
+		add(1000)
+		p.step(state)
+	}
+	now = now.Add(10 * time.Second)
+	if err := st.Ack(ctx, "city", 2000); err != nil { // back: 2000 acked in 10 s, 3000 left
+		t.Fatal(err)
+	}
+	p.step(state)
+	if want := `events_left=3000 acked_per_s=200 eta=15s`; !strings.Contains(logs.String(), want) {
+		t.Errorf("log lacks %s:\n%s", want, logs.String())
+	}
+}

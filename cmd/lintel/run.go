@@ -102,17 +102,27 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, onReady fu
 	st, err := store.Open(store.Options{
 		Path: cfg.StorePath(), Gateway: cfg.Gateway.ID, Compound: cfg.Gateway.Compound, Sinks: cursors,
 		MaxBytes: int64(cfg.Storage.MaxBytes), MaxAge: cfg.Storage.MaxAge.Std(), FlushWindow: cfg.Storage.FlushWindow.Std(),
-		Logger: log.With("component", "store"),
+		Logger:      log.With("component", "store"),
+		TimeQuality: func() event.TimeQuality { _, q := edge.SystemClock{}.Now(); return q },
 	})
 	if err != nil {
 		return fmt.Errorf("open event log %s: %w", cfg.StorePath(), err)
 	}
-	// The store closes last, after everything that writes to it stopped.
-	defer func() {
+	// The store closes last, after everything that writes to it stopped;
+	// a failed final commit means the stop was not clean.
+	storeClosed := false
+	closeStore := func() error {
+		storeClosed = true
 		if err := st.Close(); err != nil {
 			log.Error("close event log", "err", err)
-		} else {
-			log.Info("event log closed")
+			return err
+		}
+		log.Info("event log closed")
+		return nil
+	}
+	defer func() {
+		if !storeClosed {
+			_ = closeStore()
 		}
 	}()
 
@@ -162,8 +172,19 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, onReady fu
 		}
 	}
 
+	rec := st.Recovery()
+	var lost uint64
+	for _, r := range rec.Lost {
+		lost += r.Len()
+	}
 	if err := rt.Emit(ctx, event.New(event.GatewayStarted).WithData(map[string]any{
-		"version": version, "boot": st.BootCount(), "epoch": st.Epoch(), "quarantined": st.Quarantined() != "",
+		"version": version, "boot": st.BootCount(), "epoch": st.Epoch(),
+		"quarantined":         rec.Quarantined != "" || rec.JournalQuarantined != "",
+		"store_quarantined":   rec.Quarantined != "",
+		"journal_quarantined": rec.JournalQuarantined != "",
+		"unclean_stop":        rec.Unclean,
+		"seqs_lost":           lost,
+		"seqs_skipped":        rec.Skipped.Len(),
 	})); err != nil {
 		return fmt.Errorf("record start: %w", err)
 	}
@@ -238,8 +259,13 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, onReady fu
 	if err := rt.Emit(stopCtx, event.New(event.GatewayStopped).WithData(data)); err != nil && !errors.Is(err, store.ErrClosed) {
 		log.Warn("record stop", "err", err)
 	}
+	cerr := closeStore()
 	if runErr != nil {
 		return runErr
+	}
+	if cerr != nil {
+		log.Error("stopped, but not cleanly: the event log's final commit failed", "err", cerr)
+		return fmt.Errorf("close event log: %w", cerr)
 	}
 	log.Info("stopped cleanly")
 	return nil

@@ -107,6 +107,11 @@ func runSimSerial(ctx context.Context, args []string, std stdio) error {
 			return err
 		}
 		defer pl.unplug()
+		// A script blocked in a write to a pty nobody reads (the
+		// gateway stopped) must still stop at SIGTERM: closing the pty
+		// ends the write.
+		stop := context.AfterFunc(ctx, pl.unplug)
+		defer stop()
 		sim.SetOut(pl.p)
 		fmt.Fprintf(std.out, "模拟接收器 simulated receiver: %s, codec %s\n", pl.where(), codec.Name())
 		if *unplugEvery > 0 {

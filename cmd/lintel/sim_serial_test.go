@@ -97,3 +97,34 @@ func TestSimSerialUsage(t *testing.T) {
 		}
 	}
 }
+
+// A script blocked writing to a pty nobody reads (the gateway it fed has
+// stopped) still ends at SIGTERM: before, the write blocked for good.
+func TestSimSerialStopsWithFullPTY(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "script.txt")
+	if err := os.WriteFile(script, bytes.Repeat([]byte("send 1A2B3C\n"), 20000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- runMain(ctx, []string{"sim", "serial", "-codec", "sonoff", "-link", filepath.Join(dir, "rf"),
+			"-script", script, "-repeats", "1"}, stdio{strings.NewReader(""), &out, &errb})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "simulated receiver") {
+		if time.Now().After(deadline) {
+			t.Fatalf("simulator did not start: %s %s", out.String(), errb.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // let the pty's buffer fill: nobody reads it
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("sim serial still running 5 s after its context ended: blocked writing to a full pty")
+	}
+}

@@ -64,6 +64,16 @@ func newStatusService(env edge.Env, gw *gateway) (edge.Component, error) {
 		Buses:      drivers,
 		Sinks:      sinkHealth{cfg: env.Config, st: env.Store},
 		StoreStats: func() any { return env.Store.Stats() },
+		Storage: func() status.Storage {
+			st := env.Store.Stats()
+			out := status.Storage{Full: st.Disk.Full, FullSince: st.Disk.FullSince, FreeBytes: st.Disk.FreeBytes,
+				TotalBytes: st.Disk.TotalBytes, QuotaBytes: st.Disk.QuotaBytes,
+				Quarantined: st.Recovery.Quarantined != "" || st.Recovery.JournalQuarantined != ""}
+			for _, r := range st.Recovery.Lost {
+				out.Lost += r.Len()
+			}
+			return out
+		},
 		Counters: func() map[string]uint64 {
 			em, rej := gw.runtime.Counts()
 			return map[string]uint64{"events_emitted": em, "events_rejected": rej}

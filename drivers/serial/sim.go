@@ -49,7 +49,23 @@ func OpenPTY() (*PTY, error) {
 		_ = s.Close()
 		return nil, fmt.Errorf("set pty raw: %w", err)
 	}
-	return &PTY{master: m, slave: s}, nil
+	// pty.Open used the master's Fd, which leaves it in blocking mode: a
+	// write to a pty nobody reads would then block for good, and Close
+	// could not end it. A non-blocking duplicate goes through Go's poller.
+	nfd, err := unix.Dup(int(m.Fd()))
+	if err == nil {
+		if err = unix.SetNonblock(nfd, true); err != nil {
+			_ = unix.Close(nfd)
+		}
+	}
+	if err != nil {
+		_ = m.Close()
+		_ = s.Close()
+		return nil, fmt.Errorf("pty master: %w", err)
+	}
+	master := os.NewFile(uintptr(nfd), m.Name())
+	_ = m.Close()
+	return &PTY{master: master, slave: s}, nil
 }
 
 // Path is the slave's device path (/dev/pts/N) for the driver to open.

@@ -15,6 +15,10 @@ const (
 	GatewayStopped   Kind = "gateway.stopped"   // info
 	StoreDropped     Kind = "store.dropped"     // warning
 	StoreQuarantined Kind = "store.quarantined" // alert
+	StoreLost        Kind = "store.lost"        // alert: durable events lost to storage damage
+	StoreSeqSkipped  Kind = "store.seq_skipped" // info: seqs reserved but never used, skipped after an unclean stop
+	StorageDiskFull  Kind = "storage.disk_full" // alert: the data disk is full, the log runs on its reserve
+	StorageDiskOK    Kind = "storage.disk_ok"   // info: space is back, the log records everything again
 	CommandApplied   Kind = "command.applied"   // info: audit of a downlink or page action
 
 	// Any polled device.
@@ -77,7 +81,11 @@ var kinds = map[Kind]kindInfo{
 	GatewayStarted:   {Info, "the daemon started (boot counter, version)"},
 	GatewayStopped:   {Info, "the daemon stopped cleanly"},
 	StoreDropped:     {Warning, "events were dropped by quota or retention; data.count and data.first_seq/last_seq say which"},
-	StoreQuarantined: {Alert, "the store file was corrupt at start, moved aside and replaced by a new epoch"},
+	StoreQuarantined: {Alert, "a store or journal file was corrupt at start and moved aside (data.moved_to, data.reason, data.file)"},
+	StoreLost:        {Alert, "durable events were lost to storage damage; data.first_seq..data.last_seq and data.count (at most) say which"},
+	StoreSeqSkipped:  {Info, "after an unclean stop, seqs data.first_seq..data.last_seq were skipped so no id is ever reused (reserved, not used)"},
+	StorageDiskFull:  {Alert, "the data disk is full: telemetry is dropped first, alerts are kept from a reserve (data.free_bytes)"},
+	StorageDiskOK:    {Info, "the data disk has room again; data.full_s says how long it was full"},
 	CommandApplied:   {Info, "a command from the platform or the status page was applied (audit)"},
 
 	DeviceOnline:  {Info, "a polled device answers again"},

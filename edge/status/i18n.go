@@ -55,6 +55,13 @@ var catalogue = map[string][2]string{
 	"ov.sinks":      {"上传（城市平台等）", "Uplinks (city platform, …)"},
 	"ov.nosinks":    {"未配置上传。", "No uplink configured."},
 
+	"ov.diskfull":         {"数据盘已满", "Data disk full"},
+	"ov.diskfull.body":    {"剩余 %s / 共 %s。网关优先丢弃最旧的遥测数据，告警仍用预留空间记录并上报。请清理数据盘或联系安装人员。", "%s free of %s. The gateway drops the oldest telemetry first and keeps recording and sending alerts from its reserve. Free space on the data disk or call the installer."},
+	"ov.since":            {"开始于", "since"},
+	"ov.storedamage":      {"事件日志在启动时发现损坏", "The event log was damaged at start"},
+	"ov.storelost":        {"最多 %d 条事件无法恢复，已向城市平台上报丢失范围。", "Up to %d events could not be recovered; the lost range was reported to the city platform."},
+	"ov.storequarantined": {"损坏的文件已移到一旁保存，网关用新文件继续运行。", "The damaged file was moved aside and kept; the gateway goes on with a new one."},
+
 	"sink.name":         {"名称", "Name"},
 	"sink.state":        {"连接", "Connection"},
 	"sink.backlog":      {"待上传", "Backlog"},
@@ -298,6 +305,10 @@ var catalogue = map[string][2]string{
 	"kind.gateway.stopped":          {"网关停止", "gateway stopped"},
 	"kind.store.dropped":            {"存储已满，丢弃旧事件", "old events dropped"},
 	"kind.store.quarantined":        {"存储损坏已隔离", "store quarantined"},
+	"kind.store.lost":               {"存储损坏，事件丢失", "events lost to storage damage"},
+	"kind.store.seq_skipped":        {"异常停机后跳过序号", "seqs skipped after an unclean stop"},
+	"kind.storage.disk_full":        {"数据盘已满", "data disk full"},
+	"kind.storage.disk_ok":          {"数据盘空间恢复", "data disk has room again"},
 }
 
 // tr returns the text of key in lang ("zh" or "en"); a missing key shows

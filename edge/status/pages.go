@@ -97,6 +97,19 @@ func (p *pageData) Dur(d time.Duration) string {
 	return fmt.Sprintf(tr(p.Lang, "time.d"), int(d.Hours()/24))
 }
 
+// Bytes renders a size in binary units.
+func (p *pageData) Bytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
 // Secs renders seconds as a duration.
 func (p *pageData) Secs(s int64) string { return p.Dur(time.Duration(s) * time.Second) }
 

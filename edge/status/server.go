@@ -65,6 +65,8 @@ type Options struct {
 	// StoreStats returns the store's statistics (any JSON-encodable value;
 	// numeric fields become metrics).
 	StoreStats func() any
+	// Storage, if set, reports the log's disk for the overview.
+	Storage func() Storage
 	// Counters returns runtime counters (events emitted, rejected, …).
 	Counters func() map[string]uint64
 	// Recent, if set, supplies the warnings and errors logged lately

@@ -157,3 +157,18 @@ type Sink struct {
 type SinkSource interface {
 	Sinks() []Sink
 }
+
+// Storage is the event log's disk as the overview shows it.
+type Storage struct {
+	// Full: the data disk is full; the log drops telemetry first and
+	// keeps alerts from its reserve.
+	Full       bool      `json:"full"`
+	FullSince  time.Time `json:"full_since,omitzero"`
+	FreeBytes  int64     `json:"free_bytes"`
+	TotalBytes int64     `json:"total_bytes"`
+	QuotaBytes int64     `json:"quota_bytes"`
+	// Lost counts events lost to storage damage found at the last start
+	// (at most); Quarantined says a damaged file was moved aside then.
+	Lost        uint64 `json:"lost,omitempty"`
+	Quarantined bool   `json:"quarantined,omitempty"`
+}

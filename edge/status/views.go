@@ -32,6 +32,7 @@ type Overview struct {
 	DevicesOffline int               `json:"devices_offline"`
 	DevicesUnknown int               `json:"devices_unknown"`
 	Sinks          []Sink            `json:"sinks"`
+	Storage        *Storage          `json:"storage,omitempty"`
 	// HistoryLoaded is false while the page still reads the log's history
 	// after a start; lists may be incomplete until then.
 	HistoryLoaded bool `json:"history_loaded"`
@@ -64,6 +65,10 @@ func (s *Server) overview() Overview {
 		}
 	}
 	o.Sinks = s.sinks()
+	if s.opts.Storage != nil {
+		st := s.opts.Storage()
+		o.Storage = &st
+	}
 	return o
 }
 

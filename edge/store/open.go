@@ -1,7 +1,6 @@
 package store
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -49,21 +48,24 @@ func Open(opts Options) (*Store, error) {
 	for _, sink := range opts.Sinks {
 		s.sinks[sink] = true
 	}
+	s.disk.open(s) // free space, reserve, journal size: before anything is written
 	err := s.openFile()
 	var ce *corruptError
-	reason := ""
 	if errors.As(err, &ce) {
-		reason = ce.reason
 		moved, qerr := quarantine(opts.Path, opts.Now())
 		if qerr != nil {
 			return nil, fmt.Errorf("open store: quarantine after %v: %w", err, qerr)
 		}
 		s.quarantined = moved
+		s.rec.Quarantined = moved
 		s.log.Error("store file corrupt, quarantined", "path", opts.Path, "moved_to", moved, "reason", ce.reason)
 		// The journal belongs to the corrupt file: it goes with it.
 		if err := os.Rename(journalPath(opts.Path), moved+".wal"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("open store: quarantine journal: %w", err)
 		}
+		s.internal(event.New(event.StoreQuarantined).WithData(map[string]string{
+			"file": "store", "moved_to": moved, "reason": ce.reason,
+		}))
 		err = s.openFile()
 		if errors.As(err, &ce) {
 			return nil, fmt.Errorf("open store: fresh file after quarantine: %w", err)
@@ -72,25 +74,17 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.disk.limits(s)
 	if err := s.openJournal(); err != nil {
 		_ = s.db.Close()
 		_ = s.j.close()
 		return nil, err
 	}
 	s.publish(nil)
+	s.publishDisk()
 	go s.run()
-	for _, q := range [][2]string{{s.quarantined, reason}, {s.walQuarantined, s.walReason}} {
-		if q[0] == "" {
-			continue
-		}
-		ev := event.New(event.StoreQuarantined).WithData(map[string]string{"moved_to": q[0], "reason": q[1]})
-		if err := s.Append(context.Background(), ev); err != nil {
-			_ = s.Close()
-			return nil, fmt.Errorf("open store: record quarantine: %w", err)
-		}
-	}
 	s.log.Info("store opened", "path", opts.Path, "epoch", s.epoch, "boot_count", s.boots,
-		"records", s.pub.records, "last_seq", s.lastSeq.Load())
+		"records", s.pub.records, "last_seq", s.lastSeq.Load(), "quota_bytes", s.disk.quota)
 	return s, nil
 }
 
@@ -126,7 +120,7 @@ func (s *Store) boltOptions() *bolt.Options {
 	return &bolt.Options{
 		Timeout:  lockTimeout,
 		PageSize: 4096,
-		MaxSize:  int(min(maxFileSize(s.opts.MaxBytes), int64(^uint(0)>>1))),
+		MaxSize:  int(min(s.disk.maxFileFor(s.opts.MaxBytes), int64(^uint(0)>>1))),
 	}
 }
 
@@ -154,6 +148,7 @@ func (s *Store) openFile() (err error) {
 	if err != nil {
 		return err
 	}
+	db.AllocSize = s.disk.allocSize()
 	if err := guarded(func() error { return s.verify(db) }); err != nil {
 		_ = db.Close()
 		var ce *corruptError
@@ -242,6 +237,8 @@ func (s *Store) createFresh() error {
 			string(keyBoots):     binary.BigEndian.AppendUint64(nil, 0),
 			string(keyElapsed):   binary.BigEndian.AppendUint64(nil, 0),
 			string(keyLastSeq):   binary.BigEndian.AppendUint64(nil, 0),
+			string(keyReserved):  binary.BigEndian.AppendUint64(nil, seqReserve),
+			string(keyClean):     binary.BigEndian.AppendUint64(nil, 0),
 			string(keyCreatedMS): binary.BigEndian.AppendUint64(nil, uint64(s.opts.Now().UnixMilli())),
 		} {
 			if err := m.Put([]byte(k), v); err != nil {
@@ -374,6 +371,18 @@ func (s *Store) load(db *bolt.DB) error {
 			// A crash can only lose the elapsed counter together with
 			// the records of the same commit, but take no chances.
 			s.elapsedBase = max(s.elapsedBase, h.monoMS)
+		}
+		// Seqs up to the reservation may have been handed out by journal
+		// commits; a clean stop leaves its last seq under keyClean, which
+		// this open consumes (a crash from here on is an unclean stop).
+		if v := m.Get(keyReserved); len(v) == 8 {
+			s.reserved = binary.BigEndian.Uint64(v)
+		}
+		if v := m.Get(keyClean); len(v) == 8 {
+			s.cleanClose = binary.BigEndian.Uint64(v) == w.lastSeq
+			if err := m.Delete(keyClean); err != nil {
+				return err
+			}
 		}
 		cb := tx.Bucket(bucketCursors)
 		var stale [][]byte

@@ -229,6 +229,8 @@ type Stats struct {
 	CommitLatency    time.Duration // moving average of commit time
 	FileSize         int64
 	Quarantined      string
+	Disk             DiskStats // free space, quota, the full state
+	Recovery         Recovery  // what this Open recovered, skipped or lost
 }
 
 // Stats is cheap: a copy of in-memory counters plus one short read
@@ -250,6 +252,10 @@ func (s *Store) Stats() Stats {
 	if fi, err := os.Stat(s.opts.Path); err == nil {
 		st.FileSize = fi.Size()
 	}
+	if d := s.diskPub.Load(); d != nil {
+		st.Disk = *d
+	}
+	st.Recovery = s.Recovery()
 	now := s.elapsedMS()
 	rv := s.rv.Load()
 	ovFirst := rv.firstSeq()

@@ -42,10 +42,10 @@ const (
 )
 
 // classOf decides which class an event is stored in. Important events
-// (alert or critical, or carrying evidence) are the last to be dropped when
-// the quota is exceeded.
+// (alert or critical, carrying evidence, or declaring missing seqs) are
+// the last to be dropped when the quota is exceeded.
 func classOf(ev *event.Event) byte {
-	if ev.Severity.Urgent() || len(ev.Evidence) > 0 {
+	if ev.Severity.Urgent() || len(ev.Evidence) > 0 || declares(ev.Kind) {
 		return classImportant
 	}
 	return classTelemetry

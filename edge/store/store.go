@@ -28,7 +28,8 @@
 // retention drop, at Flush and at Close. A larger batch (many concurrent
 // appenders) commits to bbolt directly, taking whatever the journal holds
 // along in the same transaction. At Open the journal's current generation
-// is replayed up to its first torn frame and folded.
+// is replayed and folded; past a torn or damaged frame, whatever still
+// holds its checksums is recovered (recover.go).
 //
 // The physics of the cost: at 10 events/s and a 200 ms window about two
 // events share each sync. Through the page cache a sync writes at least one
@@ -73,6 +74,20 @@
 // a new epoch takes its place, and a store.quarantined alert is appended;
 // Open never crashes or loops on a bad file. Event ids embed the epoch, so
 // a recreated store never reuses an id.
+//
+// # Ids and recovery
+//
+// No seq is ever given to two events, whatever a crash or damage did to
+// the journal: journal commits take seqs from a range reserved in bbolt
+// first, and after an unclean stop the next seq is above that range. Every
+// seq that is then missing is declared by an event after it
+// (store.seq_skipped, store.lost); see recover.go.
+//
+// # Disk space
+//
+// The quota follows the free space, a reserve file is kept for the day the
+// disk fills anyway, and a full disk is an alarm (storage.disk_full), not
+// an error loop; see disk.go.
 package store
 
 import (
@@ -127,6 +142,11 @@ type Options struct {
 	Logger        *slog.Logger     // required
 	Now           func() time.Time // wall clock, default time.Now
 
+	// TimeQuality says whether the wall clock can be trusted now; the
+	// store stamps it on the events it raises itself (store.dropped and
+	// the like). Default: always unsynced, since the store cannot know.
+	TimeQuality func() event.TimeQuality
+
 	// Elapsed is the monotonic clock that drives store-monotonic time:
 	// it must never go backwards. Default: time since process start on
 	// the monotonic clock. Tests inject it to age records.
@@ -140,6 +160,11 @@ type Options struct {
 	walMaxEvents int           // batches with more events skip the journal (default 64)
 	walMaxBytes  int           // … and batches with more bytes (default 64 KiB)
 	walBuffered  bool          // write the journal through the page cache even where O_DIRECT works
+
+	// Disk space (see disk.go); zero means the default. Tests inject
+	// the free-space reading.
+	diskCheckEvery time.Duration                                    // re-read free space this often (default 2s)
+	diskSpace      func(dir string) (avail, total int64, err error) // default statfs
 }
 
 var processStart = time.Now()
@@ -171,6 +196,15 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.TimeQuality == nil {
+		o.TimeQuality = func() event.TimeQuality { return event.Unsynced }
+	}
+	if o.diskCheckEvery <= 0 {
+		o.diskCheckEvery = defaultDiskCheckEvery
+	}
+	if o.diskSpace == nil {
+		o.diskSpace = diskSpace
 	}
 	if o.walSize <= 0 {
 		o.walSize = defaultWALSize
@@ -233,9 +267,19 @@ type Store struct {
 	abandon        atomic.Bool   // tests: Close without the final fold, as after a crash
 
 	// Writer-owned meta bookkeeping (see putMeta).
-	savedElapsed   uint64 // elapsed counter last committed
-	elapsedPending bool   // the current transaction saves it
-	forceMeta      bool   // closing: save it whatever its age
+	savedElapsed   uint64         // elapsed counter last committed
+	elapsedPending bool           // the current transaction saves it
+	forceMeta      bool           // closing: save it whatever its age
+	closing        bool           // the final commit of a clean Close: leave the clean mark
+	reserved       uint64         // seqs journal commits may use, durable in meta (see recover.go)
+	newReserved    uint64         // … as the current transaction writes it
+	cleanClose     bool           // Open found the last run's clean-stop mark
+	rec            Recovery       // set by Open, read-only after it
+	seqBumped      bool           // recovery moved lastSeq past the reservation: the next commit saves it
+	pending        []*event.Event // events the store raises itself, for the next bbolt commit
+	disk           diskState      // free space, reserve and quota (see disk.go)
+	diskPub        atomic.Pointer[DiskStats]
+	finalErr       error // the final commit at Close failed
 
 	reqs       chan *request
 	closeMu    sync.RWMutex
@@ -346,6 +390,9 @@ func (s *Store) Append(ctx context.Context, evs ...*event.Event) error {
 		if c.Time.IsZero() {
 			c.Time = now
 		}
+		if c.TimeQuality == "" {
+			c.TimeQuality = s.opts.TimeQuality()
+		}
 		if err := c.Validate(); err != nil {
 			return fmt.Errorf("append: event %d (%s): %w", i, c.Kind, err)
 		}
@@ -369,7 +416,7 @@ func (s *Store) Append(ctx context.Context, evs ...*event.Event) error {
 	}
 	for i, ev := range evs {
 		c := r.recs[i].ev
-		ev.Seq, ev.ID, ev.Gateway, ev.Compound, ev.Time = c.Seq, c.ID, c.Gateway, c.Compound, c.Time
+		ev.Seq, ev.ID, ev.Gateway, ev.Compound, ev.Time, ev.TimeQuality = c.Seq, c.ID, c.Gateway, c.Compound, c.Time, c.TimeQuality
 	}
 	return nil
 }
@@ -479,13 +526,14 @@ func (s *Store) Close() error {
 		close(s.reqs)
 		s.closeMu.Unlock()
 		<-s.writerDone
+		s.closeErr = s.finalErr
 		s.subsMu.Lock()
 		for sub := range s.subs {
 			close(sub.ch)
 			delete(s.subs, sub)
 		}
 		s.subsMu.Unlock()
-		if err := s.db.Close(); err != nil {
+		if err := s.db.Close(); err != nil && s.closeErr == nil {
 			s.closeErr = fmt.Errorf("close store: %w", err)
 		}
 		if err := s.j.close(); err != nil && s.closeErr == nil {

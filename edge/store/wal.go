@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"time"
 	"unsafe"
+
+	"github.com/lintel-edge/lintel/edge/event"
 )
 
 // The write-ahead journal (<path>.wal) makes small group commits cheap.
@@ -555,83 +557,96 @@ func cloneWALState(m map[string]map[string]walState, ns string) map[string]map[s
 func journalPath(path string) string { return path + ".wal" }
 
 // openJournal opens the journal beside the store, replays what it holds
-// that bbolt does not, folds it and starts a new generation. A journal
-// whose header is unreadable or belongs to another store is moved aside.
+// that bbolt does not (see recover.go for what a damaged or unclean
+// journal gives), folds it together with the declarations of anything
+// skipped or lost, and starts a new generation. A journal whose header is
+// unreadable or belongs to another store is moved aside.
 func (s *Store) openJournal() error {
 	path := journalPath(s.opts.Path)
 	size := s.opts.walSize
-	fi, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if err := createJournal(path, size, s.walFolded+1, s.epoch, s.opts.walBuffered); err != nil {
-			return fmt.Errorf("open store: %w", err)
-		}
-	case err != nil:
-		return fmt.Errorf("open store: journal: %w", err)
-	case !fi.Mode().IsRegular():
-		return fmt.Errorf("open store: journal %s is not a regular file", path)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	data, err := readJournal(path)
 	if err != nil {
-		return fmt.Errorf("open store: journal: %w", err)
+		return fmt.Errorf("open store: %w", err)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, 1<<30))
-	if err != nil {
-		_ = f.Close()
-		return fmt.Errorf("open store: read journal: %w", err)
-	}
-	dropCache(f) // clean after a clean close or a crash: nothing to lose
-	h, herr := decodeWALHeader(data)
-	if herr == nil && h.epoch != s.epoch {
-		herr = fmt.Errorf("journal of another store (epoch %q)", h.epoch)
-	}
-	if herr != nil {
-		_ = f.Close()
-		moved, qerr := quarantine(path, s.opts.Now())
-		if qerr != nil {
-			return fmt.Errorf("open store: move journal aside after %v: %w", herr, qerr)
+	keep := data != nil // the file stays; else a fresh one is made
+	limit := s.seqLimit(int64(len(data)))
+	var h walHeader
+	if data != nil {
+		var herr error
+		h, herr = decodeWALHeader(data)
+		if herr == nil && h.epoch != s.epoch {
+			herr = fmt.Errorf("journal of another store (epoch %q)", h.epoch)
+			s.rec.note("the journal belongs to another store (epoch %q): this store's own journal is missing", h.epoch)
+		} else if herr != nil {
+			// The header is rewritten only once everything is folded, so
+			// a torn header loses nothing; but damage can strike at any
+			// time: recover what the generation bbolt expects next holds.
+			s.rec.note("journal header unreadable (%v)", herr)
+			s.recoverJournal(data, s.walFolded+1, limit)
 		}
-		s.log.Error("store journal unreadable, moved aside", "path", path, "moved_to", moved, "reason", herr.Error())
-		s.walQuarantined, s.walReason = moved, herr.Error()
-		if err := createJournal(path, size, s.walFolded+1, s.epoch, s.opts.walBuffered); err != nil {
-			return fmt.Errorf("open store: %w", err)
+		if herr != nil {
+			keep = false
+			moved, qerr := quarantine(path, s.opts.Now())
+			if qerr != nil {
+				return fmt.Errorf("open store: move journal aside after %v: %w", herr, qerr)
+			}
+			s.log.Error("store journal unreadable, moved aside", "path", path, "moved_to", moved, "reason", herr.Error())
+			s.walQuarantined, s.walReason = moved, herr.Error()
+			s.rec.JournalQuarantined = moved
+			s.internal(event.New(event.StoreQuarantined).WithData(map[string]string{
+				"file": "journal", "moved_to": moved, "reason": herr.Error(),
+			}))
+		} else {
+			if int64(len(data)) < h.size {
+				s.rec.note("journal truncated to %d of %d bytes", len(data), h.size)
+			}
+			if h.gen > s.walFolded {
+				s.recoverJournal(data, h.gen, limit)
+			}
 		}
-		return s.openJournal()
 	}
-	// The read above went through the page cache; writes from here on go
-	// around it where they can.
+	if err := s.settleRecovery(limit); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	if s.disk.full { // started on a full disk: pin the quota over all that is stored
+		s.disk.fullQuota = s.w.storedBytes + fullHeadroom
+		s.disk.limits(s)
+	}
+	gen := max(h.gen, s.walFolded+1)
+	if !keep {
+		gen = s.walFolded + 1
+		if err := createJournal(path, size, gen, s.epoch, s.opts.walBuffered); err != nil {
+			// A full disk must not stop the gateway: commit to bbolt only.
+			s.log.Error("store journal cannot be created, committing to bbolt only", "path", path, "err", err)
+			s.j = &journal{path: path, size: size, epoch: s.epoch, gen: gen, broken: true}
+			return s.foldAtOpen()
+		}
+	}
 	wf, unit, direct, err := openJournalWriter(path, s.opts.walBuffered)
-	_ = f.Close()
 	if err != nil {
 		return fmt.Errorf("open store: journal: %w", err)
 	}
 	if !direct && !s.opts.walBuffered {
 		s.log.Info("store journal written through the page cache: O_DIRECT not available here", "path", path)
 	}
-	j := &journal{f: wf, path: path, size: h.size, epoch: s.epoch, gen: h.gen, unit: unit, direct: direct}
+	jsize := size
+	if keep {
+		jsize = h.size
+	}
+	j := &journal{f: wf, path: path, size: jsize, epoch: s.epoch, gen: gen, unit: unit, direct: direct}
 	s.j = j
-	if h.gen > s.walFolded {
-		if err := s.replay(data, h.gen); err != nil {
-			return err
-		}
+	if err := s.foldAtOpen(); err != nil {
+		return err
 	}
-	if s.ov.frames > 0 {
-		s.forceMeta = true
-		s.commitBatch(nil) // folds and starts the next generation
-		s.forceMeta = false
-		if s.ov.frames > 0 || j.broken {
-			return errors.New("open store: could not fold the journal into the store")
-		}
-	} else if err := j.startGeneration(max(h.gen, s.walFolded) + 1); err != nil {
-		return fmt.Errorf("open store: %w", err)
-	}
-	if int64(len(data)) != h.size || h.size != size {
+	if keep && (int64(len(data)) != h.size || h.size != size) && !j.broken {
 		// Truncated, or another size configured: everything is folded,
 		// so a fresh file loses nothing.
 		gen := j.gen
 		_ = j.close()
 		if err := createJournal(path, size, gen, s.epoch, s.opts.walBuffered); err != nil {
-			return fmt.Errorf("open store: %w", err)
+			s.log.Error("store journal cannot be recreated, committing to bbolt only", "path", path, "err", err)
+			j.broken = true
+			return nil
 		}
 		if j.f, j.unit, j.direct, err = openJournalWriter(path, s.opts.walBuffered); err != nil {
 			return fmt.Errorf("open store: journal: %w", err)
@@ -641,10 +656,74 @@ func (s *Store) openJournal() error {
 	return nil
 }
 
-// replay applies the frames of generation gen to the writer state.
-func (s *Store) replay(data []byte, gen uint64) error {
+// readJournal reads the whole journal, or returns nil if there is none.
+func readJournal(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("journal: %w", err)
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("journal %s is not a regular file", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, 1<<30))
+	if err != nil {
+		return nil, fmt.Errorf("read journal: %w", err)
+	}
+	dropCache(f) // clean after a clean close or a crash: nothing to lose
+	if data == nil {
+		data = []byte{}
+	}
+	return data, nil
+}
+
+// foldAtOpen commits what recovery put in the overlay, and the events
+// that declare it, in one bbolt transaction; with nothing to commit it
+// starts the next journal generation. A store that cannot record its own
+// recovery must not hand out seqs: that is the one failure Open returns.
+func (s *Store) foldAtOpen() error {
+	j := s.j
+	if s.ov.frames == 0 && len(s.pending) == 0 && !s.seqBumped {
+		if j.broken {
+			return nil
+		}
+		if err := j.startGeneration(max(j.gen, s.walFolded) + 1); err != nil {
+			return fmt.Errorf("open store: %w", err)
+		}
+		return nil
+	}
+	s.forceMeta = true
+	err := s.commitBatch(nil) // folds and starts the next generation
+	s.forceMeta = false
+	if err == nil && s.ov.frames > 0 {
+		err = errors.New("journal still holds frames")
+	}
+	if err != nil {
+		return fmt.Errorf("open store: could not record the journal's recovery in the store: %w", err)
+	}
+	if !j.broken && j.off == 0 {
+		// Nothing was folded (only declarations were committed): the
+		// generation has not been started yet.
+		if err := j.startGeneration(max(j.gen, s.walFolded) + 1); err != nil {
+			return fmt.Errorf("open store: %w", err)
+		}
+	}
+	return nil
+}
+
+// replay applies the frames of generation gen to the writer state, in
+// order, up to the first that is missing, torn or damaged. It returns
+// where the next frame would have started and its index.
+func (s *Store) replay(data []byte, gen uint64) (stop int64, next uint64) {
 	off := int64(walPage)
-	for index := uint64(1); ; index++ {
+	index := uint64(1)
+	for ; ; index++ {
 		ops, n, err := decodeWALFrame(tail(data, off), gen, index)
 		if err != nil && off%walPage != 0 {
 			// A frame that would have straddled a page starts on the next.
@@ -669,9 +748,8 @@ func (s *Store) replay(data []byte, gen uint64) error {
 	if s.walReplayed > 0 {
 		s.log.Info("store journal replayed", "frames", s.walReplayed, "events", len(s.ov.evs), "last_seq", s.w.lastSeq)
 	}
-	return s.dropAckedLogical()
+	return off, index
 }
-
 func tail(b []byte, off int64) []byte {
 	if off >= int64(len(b)) {
 		return nil
@@ -691,6 +769,13 @@ func (s *Store) replayFrame(ops []walOp) bool {
 			next++
 		}
 	}
+	s.applyOps(ops, true)
+	return true
+}
+
+// applyOps applies a frame's operations to the writer state, its events
+// too when withEvents (applyLoose adds those itself).
+func (s *Store) applyOps(ops []walOp, withEvents bool) {
 	if s.ov.frames == 0 {
 		s.ov.since = time.Now()
 	}
@@ -698,6 +783,9 @@ func (s *Store) replayFrame(ops []walOp) bool {
 	for _, op := range ops {
 		switch op.kind {
 		case walOpEvent:
+			if !withEvents {
+				continue
+			}
 			h, _ := decodeHeader(op.seq, op.val) // checked by decodeWALFrame
 			s.account(op.seq, h, int64(keySize+len(op.val)))
 			s.ov.evs = append(s.ov.evs, walEvent{seq: op.seq, v: op.val})
@@ -719,5 +807,4 @@ func (s *Store) replayFrame(ops []walOp) bool {
 			s.ov.state[op.ns][op.key] = walState{version: op.version, val: op.val, deleted: op.kind == walOpDelete}
 		}
 	}
-	return true
 }

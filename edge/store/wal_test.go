@@ -61,19 +61,38 @@ func TestJournalReplayAfterCrash(t *testing.T) {
 	o := testOptions(t, "city")
 	want, _, _ := journalFixture(t, o, 6)
 	s := mustOpen(t, o)
-	if s.walReplayed != 6 || s.LastSeq() != 6 || s.Quarantined() != "" || s.walQuarantined != "" {
-		t.Fatalf("replayed %d last %d quarantined %q/%q", s.walReplayed, s.LastSeq(), s.Quarantined(), s.walQuarantined)
+	if s.walReplayed != 6 || s.Quarantined() != "" || s.walQuarantined != "" {
+		t.Fatalf("replayed %d quarantined %q/%q", s.walReplayed, s.Quarantined(), s.walQuarantined)
 	}
-	if diff := cmp.Diff(want, readAllJSON(t, s)); diff != "" {
+	user, decl, own := splitLog(t, s)
+	if diff := cmp.Diff(want, user); diff != "" {
 		t.Fatalf("after replay (-want +got):\n%s", diff)
+	}
+	// The rest of the reservation is skipped, and says so, after it.
+	rec := s.Recovery()
+	skip := SeqRange{First: 7, Last: seqReserve}
+	if !rec.Unclean || len(rec.Lost) != 0 || len(rec.Damage) != 0 || rec.Skipped != skip ||
+		len(own) != 1 || own[0].Kind != event.StoreSeqSkipped || own[0].Seq != seqReserve+1 ||
+		len(decl) != 1 || decl[0].First != skip.First || decl[0].Last != skip.Last || s.LastSeq() != seqReserve+1 {
+		t.Fatalf("recovery %+v, declared %v, own %d, last seq %d", rec, decl, len(own), s.LastSeq())
 	}
 	if err := s.Check(); err != nil {
 		t.Fatal(err)
 	}
+	// A clean stop needs no skip.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, o)
+	if rec := s.Recovery(); rec.Unclean || rec.Skipped.Len() != 0 || s.LastSeq() != seqReserve+1 {
+		t.Fatalf("after a clean stop: recovery %+v last seq %d", rec, s.LastSeq())
+	}
 }
 
-// A torn last frame (a commit cut short: its Append never returned) ends
-// replay; every earlier frame survives and nothing is quarantined.
+// A torn or damaged last frame ends in-order replay; every earlier frame
+// survives, the damaged frame's event is kept if its own record still
+// checks out, and the seqs that may have been used are declared lost, so
+// none is handed out again. Nothing is quarantined.
 func TestJournalTornTail(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -91,29 +110,41 @@ func TestJournalTornTail(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			o := testOptions(t, "city")
 			want, lastOff, end := journalFixture(t, o, 5)
+			appended := map[uint64]string{}
+			for i, js := range want {
+				appended[uint64(i+1)] = js
+			}
 			rewrite(t, journalPath(o.Path), func(b []byte) []byte { return tt.damage(b, lastOff, end) })
 			s := mustOpen(t, o)
 			if s.Quarantined() != "" || s.walQuarantined != "" {
 				t.Fatalf("quarantined %q / journal %q", s.Quarantined(), s.walReason)
 			}
-			if s.walReplayed != 4 || s.LastSeq() != 4 {
-				t.Fatalf("replayed %d frames, last seq %d; want 4 and 4", s.walReplayed, s.LastSeq())
+			if s.walReplayed != 4 {
+				t.Fatalf("replayed %d frames, want 4", s.walReplayed)
 			}
-			if diff := cmp.Diff(want[:4], readAllJSON(t, s)); diff != "" {
-				t.Fatalf("(-want +got):\n%s", diff)
+			kept, lost := checkNoReuse(t, s, appended)
+			rec := s.Recovery()
+			if kept < 4 || kept+lost != 5 || len(rec.Lost) == 0 || len(rec.Damage) == 0 ||
+				rec.Lost[len(rec.Lost)-1].Last != seqReserve || s.LastSeq() != seqReserve+1 {
+				t.Fatalf("kept %d lost %d, recovery %+v, last seq %d", kept, lost, rec, s.LastSeq())
 			}
+			t.Logf("kept %d of 5 (salvaged %d), declared lost %v: %v", kept, rec.Salvaged, rec.Lost, rec.Damage)
 			// The store goes on normally, journal restored to full size.
 			ev := telemetryEvent(99)
-			if err := s.Append(ctx, ev); err != nil || ev.Seq != 5 {
+			if err := s.Append(ctx, ev); err != nil || ev.Seq != seqReserve+2 {
 				t.Fatalf("append after torn tail: seq %d err %v", ev.Seq, err)
 			}
+			appended[ev.Seq] = mustJSON(t, ev)
 			crashClose(t, s)
 			if fi, err := os.Stat(journalPath(o.Path)); err != nil || fi.Size() != o.walSize {
 				t.Fatalf("journal size after reopen: %v %v, want %d", fi.Size(), err, o.walSize)
 			}
 			s2 := mustOpen(t, o)
-			if s2.LastSeq() != 5 || s2.walReplayed != 1 {
-				t.Fatalf("second reopen: last seq %d replayed %d", s2.LastSeq(), s2.walReplayed)
+			if s2.walReplayed != 1 || len(s2.Recovery().Lost) != 0 || s2.Recovery().Skipped.Len() == 0 {
+				t.Fatalf("second reopen: replayed %d, recovery %+v", s2.walReplayed, s2.Recovery())
+			}
+			if k2, _ := checkNoReuse(t, s2, appended); k2 != kept+1 {
+				t.Fatalf("second reopen kept %d, want %d", k2, kept+1)
 			}
 			if err := s2.Check(); err != nil {
 				t.Fatal(err)
@@ -147,8 +178,8 @@ func TestJournalGenerationRollover(t *testing.T) {
 	}
 	crashClose(t, s)
 	s = mustOpen(t, o)
-	if s.walReplayed != 2 || s.LastSeq() != 5 || len(readAllJSON(t, s)) != 5 {
-		t.Fatalf("replayed %d last %d records %d; want 2 5 5", s.walReplayed, s.LastSeq(), len(readAllJSON(t, s)))
+	if user, _, _ := splitLog(t, s); s.walReplayed != 2 || len(user) != 5 {
+		t.Fatalf("replayed %d records %d; want 2 5", s.walReplayed, len(user))
 	}
 
 	// State frames of generation g, folded; a later commit changes the
@@ -437,7 +468,7 @@ func TestElapsedMonotonicAcrossCrash(t *testing.T) {
 			t.Fatalf("record stamps go backwards: %v", stamps)
 		}
 	}
-	if len(stamps) != 3 {
+	if len(stamps) != 4 { // the three events and the skip declared at the reopen
 		t.Fatalf("%d records", len(stamps))
 	}
 }
@@ -487,11 +518,17 @@ func TestJournalAckEverythingThenFold(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatalf("crash=%v: fold of an all-acked journal did not finish", crash)
 		}
-		if st := s.Stats(); st.Records != 0 || s.LastSeq() != 3001 || s.Cursor("city") != 3001 {
+		// After the crash, the skip declared at the reopen is the one
+		// record left.
+		records, last := uint64(0), uint64(3001)
+		if crash {
+			records, last = 1, s.Recovery().Skipped.Last+1
+		}
+		if st := s.Stats(); st.Records != records || s.LastSeq() != last || s.Cursor("city") != 3001 {
 			t.Fatalf("crash=%v: records %d last %d cursor %d", crash, st.Records, s.LastSeq(), s.Cursor("city"))
 		}
 		ev := telemetryEvent(1)
-		if err := s.Append(ctx, ev); err != nil || ev.Seq != 3002 {
+		if err := s.Append(ctx, ev); err != nil || ev.Seq != last+1 {
 			t.Fatalf("crash=%v: next seq %d, %v", crash, ev.Seq, err)
 		}
 	}

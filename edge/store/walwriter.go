@@ -38,8 +38,9 @@ func (s *Store) useJournal(batch []*request) bool {
 		events += len(r.recs)
 		bytes += r.bytes
 	}
-	return events <= s.opts.walMaxEvents && bytes <= s.opts.walMaxBytes &&
-		s.w.storedBytes+int64(bytes) <= s.opts.MaxBytes && !s.retentionDue() && !s.foldDue()
+	return events <= s.opts.walMaxEvents && bytes <= s.opts.walMaxBytes && len(s.pending) == 0 &&
+		s.w.lastSeq+uint64(events) <= s.reserved &&
+		s.w.storedBytes+int64(bytes) <= s.disk.quota && !s.retentionDue() && !s.foldDue()
 }
 
 // foldDue reports whether the journal should be folded into bbolt now.
@@ -96,7 +97,7 @@ func (s *Store) tryJournal(batch []*request) (bad *request, err error) {
 			return nil, errWALNotHere
 		}
 	}
-	if s.w.storedBytes > s.opts.MaxBytes {
+	if s.w.storedBytes > s.disk.quota {
 		return nil, errWALNotHere // the quota needs a drop, which needs bbolt
 	}
 	if err := s.dropAckedLogical(); err != nil {

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -25,7 +27,9 @@ var (
 	keyElapsed   = []byte("elapsed_ms")
 	keyLastSeq   = []byte("last_seq")
 	keyCreatedMS = []byte("created_wall_ms")
-	keyWALGen    = []byte("wal_gen") // journal generation folded into this file (see wal.go)
+	keyWALGen    = []byte("wal_gen")      // journal generation folded into this file (see wal.go)
+	keyReserved  = []byte("seq_reserved") // highest seq journal commits may use (see recover.go)
+	keyClean     = []byte("clean_close")  // last seq at a clean Close; consumed by Open
 )
 
 // fileFormat is the layout version of the bbolt file (buckets and keys).
@@ -78,7 +82,7 @@ func (s *Store) run() {
 	defer close(s.writerDone)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	tick := time.NewTicker(min(s.maintenanceEvery(), s.opts.walFoldEvery))
+	tick := time.NewTicker(min(s.maintenanceEvery(), s.opts.walFoldEvery, s.opts.diskCheckEvery))
 	defer tick.Stop()
 	lastCommit := time.Now()
 	for {
@@ -89,14 +93,14 @@ func (s *Store) run() {
 				if s.abandon.Load() {
 					return
 				}
-				s.forceMeta = true
-				s.commitBatch(nil) // fold the journal, persist the elapsed counter
+				s.closeCommit() // fold the journal, persist the elapsed counter
 				return
 			}
 			first = r
 		case <-tick.C:
-			if s.retentionDue() || time.Since(lastCommit) >= idleCommitEvery || s.foldDue() {
-				s.commitBatch(nil)
+			s.checkDisk()
+			if s.retentionDue() || time.Since(lastCommit) >= idleCommitEvery || s.foldDue() || len(s.pending) > 0 {
+				_ = s.commitBatch(nil)
 				lastCommit = time.Now()
 			}
 			continue
@@ -159,10 +163,23 @@ func (s *Store) run() {
 			if s.abandon.Load() {
 				return
 			}
-			s.forceMeta = true
-			s.commitBatch(nil)
+			s.closeCommit()
 			return
 		}
+	}
+}
+
+// closeCommit is the last commit of a clean Close: it folds the journal,
+// saves the elapsed counter and leaves the clean-stop mark. If it fails,
+// the journal stays as it is (replayed at the next Open) and Close says so.
+func (s *Store) closeCommit() {
+	s.forceMeta, s.closing = true, true
+	err := s.commitBatch(nil)
+	if err == nil && s.ov.frames > 0 {
+		err = errors.New("the journal was not folded")
+	}
+	if err != nil {
+		s.finalErr = fmt.Errorf("final commit: %w (the journal is replayed at the next start)", err)
 	}
 }
 
@@ -193,16 +210,17 @@ func (s *Store) retentionDue() bool {
 
 // commitBatch commits batch in one transaction and answers every request.
 // A request that fails on its own (say, a value bbolt rejects) is answered
-// with its error and the rest retried; ErrMaxSizeReached makes room by
-// dropping old records and retries.
-func (s *Store) commitBatch(batch []*request) {
+// with its error and the rest retried; ErrMaxSizeReached and a full disk
+// make room by dropping old records and retry. It returns the error that
+// made it give up, if any (for a nil batch, the only way to learn it).
+func (s *Store) commitBatch(batch []*request) error {
 	for s.useJournal(batch) {
 		bad, err := s.tryJournal(batch)
 		if err == nil {
 			for _, r := range batch {
 				r.done <- nil
 			}
-			return
+			return nil
 		}
 		if bad == nil {
 			break // full, over quota or failed: commit to bbolt
@@ -216,7 +234,7 @@ func (s *Store) commitBatch(batch []*request) {
 			}
 		}
 		if batch = kept; len(batch) == 0 {
-			return
+			return nil
 		}
 	}
 	for attempt := 0; ; attempt++ {
@@ -225,7 +243,7 @@ func (s *Store) commitBatch(batch []*request) {
 			for _, r := range batch {
 				r.done <- nil
 			}
-			return
+			return nil
 		}
 		s.commitErrors.Add(1)
 		if bad != nil {
@@ -239,8 +257,12 @@ func (s *Store) commitBatch(batch []*request) {
 			batch = kept
 			continue
 		}
-		if errors.Is(err, berrors.ErrMaxSizeReached) && attempt < 3 {
-			s.log.Error("store file at its size limit", "err", err, "stored_bytes", s.w.storedBytes)
+		full := isNoSpace(err)
+		if full {
+			s.diskFull("commit: " + err.Error())
+		}
+		if (full || errors.Is(err, berrors.ErrMaxSizeReached)) && attempt < 3 {
+			s.log.Error("store file cannot grow", "err", err, "stored_bytes", s.w.storedBytes, "disk_full", full)
 			if derr := s.emergencyDrop(); derr != nil {
 				s.log.Error("store emergency drop failed", "err", derr)
 			}
@@ -250,7 +272,7 @@ func (s *Store) commitBatch(batch []*request) {
 		for _, r := range batch {
 			r.done <- fmt.Errorf("commit: %w", err)
 		}
-		return
+		return err
 	}
 }
 
@@ -364,6 +386,11 @@ func (s *Store) tryCommit(batch []*request) (bad *request, err error) {
 			}
 		}
 	}
+	for _, ev := range s.pending {
+		if err := s.appendInternal(evb, ev, mono, wall, &out); err != nil {
+			return nil, err
+		}
+	}
 	if acked {
 		if err := s.putCursors(tx); err != nil {
 			return nil, err
@@ -377,8 +404,12 @@ func (s *Store) tryCommit(batch []*request) (bad *request, err error) {
 			return nil, err
 		}
 	}
-	if s.w.storedBytes > s.opts.MaxBytes {
-		if err := s.dropOldest(tx, evb, s.opts.MaxBytes*lowWaterPct/100, ReasonQuota, mono, wall, &out); err != nil {
+	if q := s.disk.quota; s.w.storedBytes > q {
+		low := int64(lowWaterPct)
+		if s.disk.full {
+			low = fullLowWater
+		}
+		if err := s.dropOldest(tx, evb, q*low/100, ReasonQuota, mono, wall, &out); err != nil {
 			return nil, err
 		}
 	}
@@ -389,6 +420,7 @@ func (s *Store) tryCommit(batch []*request) (bad *request, err error) {
 		return nil, err
 	}
 	s.metaSaved(mono)
+	s.pending = nil
 	if folded {
 		s.afterFold()
 	}
@@ -421,10 +453,26 @@ func (s *Store) putMeta(tx *bolt.Tx, mono uint64) error {
 	// and a quota or retention drop always appends its store.dropped
 	// event. (Not Cursor.Last: in bbolt v1.5.0 it loops forever on a
 	// bucket of several pages emptied in the same transaction.)
-	if s.w.records == 0 {
+	if s.w.records == 0 || s.seqBumped {
+		// Also after recovery moved lastSeq past a reservation with no
+		// record at the new end yet.
 		if v := m.Get(keyLastSeq); v == nil || binary.BigEndian.Uint64(v) != s.w.lastSeq {
-			return m.Put(keyLastSeq, binary.BigEndian.AppendUint64(nil, s.w.lastSeq))
+			if err := m.Put(keyLastSeq, binary.BigEndian.AppendUint64(nil, s.w.lastSeq)); err != nil {
+				return err
+			}
 		}
+	}
+	// Journal commits use seqs up to the reservation; renew it before
+	// half of it is used (see recover.go).
+	s.newReserved = s.reserved
+	if s.w.lastSeq+seqReserve/2 > s.reserved {
+		s.newReserved = s.w.lastSeq + seqReserve
+		if err := m.Put(keyReserved, binary.BigEndian.AppendUint64(nil, s.newReserved)); err != nil {
+			return err
+		}
+	}
+	if s.closing {
+		return m.Put(keyClean, binary.BigEndian.AppendUint64(nil, s.w.lastSeq))
 	}
 	return nil
 }
@@ -434,6 +482,8 @@ func (s *Store) metaSaved(mono uint64) {
 	if s.elapsedPending {
 		s.savedElapsed = mono
 	}
+	s.reserved = s.newReserved
+	s.seqBumped = false
 }
 
 // publish makes the committed writer state visible and feeds subscribers.
@@ -538,6 +588,31 @@ type dropInfo struct {
 	Bytes     int64  `json:"bytes"`
 }
 
+// absorb widens the drop's range over the range a dropped declaration
+// (store.seq_skipped, store.lost, an earlier store.dropped) declared, so
+// that what it declared stays declared. v is the dropped record's value.
+func (d *dropInfo) absorb(v []byte) {
+	if len(v) <= headerSize || v[1] != classImportant || !bytes.Contains(v[headerSize:], []byte(`"kind":"store.`)) {
+		return
+	}
+	var ev struct {
+		Kind event.Kind `json:"kind"`
+		Data struct {
+			First uint64 `json:"first_seq"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(v[headerSize:], &ev) != nil || !declares(ev.Kind) || ev.Data.First == 0 {
+		return
+	}
+	d.FirstSeq = min(d.FirstSeq, ev.Data.First)
+}
+
+// declares reports whether events of kind k declare a seq range that is
+// missing from the log: they are kept as important records.
+func declares(k event.Kind) bool {
+	return k == event.StoreDropped || k == event.StoreSeqSkipped || k == event.StoreLost
+}
+
 func (d *dropInfo) add(seq uint64, h header, n int64) {
 	if d.Count == 0 || seq < d.FirstSeq {
 		d.FirstSeq = seq
@@ -567,6 +642,7 @@ func (s *Store) dropExpired(tx *bolt.Tx, b *bolt.Bucket, mono uint64, wall int64
 		n := int64(len(k) + len(v))
 		s.removed(h, n)
 		d.add(seq, h, n)
+		d.absorb(v)
 	})
 	if err != nil {
 		return fmt.Errorf("drop expired: %w", err)
@@ -593,6 +669,7 @@ func (s *Store) dropOldest(tx *bolt.Tx, b *bolt.Bucket, target int64, reason str
 				continue
 			}
 			n := int64(len(k) + len(v))
+			d.absorb(v) // before the delete: v points into the page
 			if err := c.Delete(); err != nil {
 				return fmt.Errorf("drop %d: %w", seq, err)
 			}
@@ -625,6 +702,7 @@ func (s *Store) appendInternal(b *bolt.Bucket, ev *event.Event, mono uint64, wal
 	ev.ID = event.FormatID(s.opts.Gateway, s.epoch, seq)
 	ev.Gateway, ev.Compound = s.opts.Gateway, s.opts.Compound
 	ev.Time = time.UnixMilli(wall).UTC()
+	ev.TimeQuality = s.opts.TimeQuality()
 	js, err := ev.MarshalJSON()
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", ev.Kind, err)

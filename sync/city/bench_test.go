@@ -48,7 +48,6 @@ func BenchmarkDrain(b *testing.B) {
 				col := newCollector()
 				if tc.e2e {
 					startReceiver(b, ctx, br, false, col)
-					time.Sleep(200 * time.Millisecond)
 				}
 				o := testOptions(p.url())
 				d := DefaultOptions()
@@ -133,7 +132,6 @@ func BenchmarkAlertLatencyDuringDrain(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		col := newCollector()
 		startReceiver(b, ctx, br, false, col)
-		time.Sleep(200 * time.Millisecond)
 		o := testOptions(br.url())
 		d := DefaultOptions()
 		o.Batch, o.Window, o.Gzip = d.Batch, d.Window, true
@@ -153,10 +151,27 @@ func BenchmarkAlertLatencyDuringDrain(b *testing.B) {
 			mu.Unlock()
 			time.Sleep(20 * time.Millisecond)
 		}
-		time.Sleep(time.Second)
 		drained := col.count()
 		el := time.Since(t0)
 		b.StopTimer()
+		// The last alerts may still be on their way: wait for them (a
+		// bounded poll), so that "lost" means lost.
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			col.mu.Lock()
+			all := true
+			for id := range sent {
+				if _, ok := col.alerts[id]; !ok {
+					all = false
+					break
+				}
+			}
+			col.mu.Unlock()
+			if all {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		var lat []time.Duration
 		col.mu.Lock()
 		lost := 0

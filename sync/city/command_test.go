@@ -133,7 +133,7 @@ func TestDownlinkCommands(t *testing.T) {
 		return map[string]any{"opened": a.Gate}, nil
 	})
 	s := runSink(t, ctx, st, testOptions(b.url()), func(d *Deps) { d.Commands = cmds; d.Emit = storeEmitter{st} })
-	waitFor(t, 20*time.Second, "backlog", func() bool { return col.count() >= len(ids) })
+	waitProgress(t, "backlog", col.progress, func() bool { return col.count() >= len(ids) })
 
 	results := make(chan CommandResult, 32)
 	pc := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(b.url()).SetClientID("platform-cmd"))

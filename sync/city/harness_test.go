@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -418,6 +419,9 @@ func (c *collector) count() int {
 	return len(c.ids)
 }
 
+// progress is count for waitProgress.
+func (c *collector) progress() uint64 { return uint64(c.count()) }
+
 func startReceiver(t testing.TB, ctx context.Context, b *broker, ack bool, col *collector) *Receiver {
 	t.Helper()
 	r, err := NewReceiver(ReceiverOptions{
@@ -436,11 +440,20 @@ func startReceiver(t testing.TB, ctx context.Context, b *broker, ack bool, col *
 		}
 	}()
 	t.Cleanup(wg.Wait)
+	recvDiag = func() string {
+		return fmt.Sprintf("(receiver: subscribed %v batches %d events %d dups %d bad %d gap refusals %d acks %d)",
+			r.Subscribed(), r.Batches.Load(), r.Events.Load(), r.Duplicates.Load(), r.BadBatches.Load(), r.Gaps.Load(), r.AcksSent.Load())
+	}
+	t.Cleanup(func() { recvDiag = nil })
+	// Until both lanes are subscribed, the broker drops what a gateway
+	// publishes (and in puback mode the gateway counts it as delivered).
+	waitFor(t, 10*time.Second, "receiver subscribed", r.Subscribed)
 	return r
 }
 
-// diag, if set by a test, adds state to waitFor's failure message.
-var diag func() string
+// diag and recvDiag, if set by a test, add the sink's and the
+// receiver's state to waitFor's failure message.
+var diag, recvDiag func() string
 
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
@@ -452,10 +465,72 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 			if diag != nil {
 				extra = diag()
 			}
+			if recvDiag != nil {
+				extra += " " + recvDiag()
+			}
 			t.Fatalf("timed out after %s waiting for %s %s", timeout, what, extra)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// waitProgress polls done until it holds, like waitFor, but bounds the
+// wait by progress rather than by a rate: it fails only when progress has
+// not grown for stallTimeout (or after drainLimit in all). A drain on a
+// loaded machine may be slow; it must not stop.
+func waitProgress(t testing.TB, what string, progress func() uint64, done func() bool) {
+	t.Helper()
+	start := time.Now()
+	last, lastAt := progress(), start
+	for !done() {
+		now := time.Now()
+		if p := progress(); p != last {
+			last, lastAt = p, now
+		}
+		if now.Sub(lastAt) > stallTimeout || now.Sub(start) > drainLimit {
+			extra := ""
+			if diag != nil {
+				extra = diag()
+			}
+			if recvDiag != nil {
+				extra += " " + recvDiag()
+			}
+			t.Fatalf("waiting for %s: no progress for %s (at %d, after %s in all) %s", what, now.Sub(lastAt).Round(time.Millisecond), last, now.Sub(start).Round(time.Millisecond), extra)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stallTimeout is longer than anything the sink may legitimately wait
+// through without delivering: a stuck write (30 s write timeout) and a
+// reconnect. drainLimit catches a drain that creeps forever.
+const (
+	stallTimeout = 45 * time.Second
+	drainLimit   = 10 * time.Minute
+)
+
+// checkStream checks the receiver's seq accounting of a gateway's one
+// stream: seqs 1..last all received or declared (by the given reasons
+// only), no undeclared hole.
+func checkStream(t testing.TB, r *Receiver, epoch string, last uint64, reasons ...string) StreamReport {
+	t.Helper()
+	streams := r.Streams()
+	if len(streams) != 1 || streams[0].Epoch != epoch {
+		t.Fatalf("streams %+v, want one of epoch %s", streams, epoch)
+	}
+	rep := streams[0]
+	if rep.FirstSeq != 1 || rep.LastSeq != last || rep.Holes != 0 || rep.Received+rep.Declared != last {
+		t.Errorf("stream %+v: want seqs 1..%d received or declared, no hole", rep, last)
+	}
+	for k := range rep.ByReason {
+		if !slices.Contains(reasons, k) {
+			t.Errorf("seqs declared missing for %q (%d), want only %v", k, rep.ByReason[k], reasons)
+		}
+	}
+	if r.BadDeclarations.Load() != 0 {
+		t.Errorf("%d malformed declarations", r.BadDeclarations.Load())
+	}
+	return rep
 }
 
 // checkDelivery is the pass criterion: every id arrived, each new event

@@ -22,6 +22,7 @@ const (
 	DefaultStatusInterval = 60 * time.Second
 	DefaultReconnectMin   = time.Second
 	DefaultReconnectMax   = 2 * time.Minute
+	DefaultReconnectProbe = 2 * time.Second
 	DefaultKeepAlive      = 30 * time.Second
 )
 
@@ -74,6 +75,11 @@ type BatchOptions struct {
 type BackoffOptions struct {
 	Min config.Duration `yaml:"min"`
 	Max config.Duration `yaml:"max"`
+	// Probe is the mean interval of the bare TCP connects that watch for
+	// an unreachable broker's return during a back-off; a successful one
+	// ends the wait (about 2.5 probe intervals after the return at worst).
+	// 0 turns probing off: the back-off alone decides.
+	Probe config.Duration `yaml:"probe"`
 }
 
 // DefaultOptions returns the section's defaults for a gateway.
@@ -87,7 +93,10 @@ func DefaultOptions() Options {
 		AckTimeout:     config.Duration(DefaultAckTimeout),
 		StatusInterval: config.Duration(DefaultStatusInterval),
 		KeepAlive:      config.Duration(DefaultKeepAlive),
-		Reconnect:      BackoffOptions{Min: config.Duration(DefaultReconnectMin), Max: config.Duration(DefaultReconnectMax)},
+		Reconnect: BackoffOptions{
+			Min: config.Duration(DefaultReconnectMin), Max: config.Duration(DefaultReconnectMax),
+			Probe: config.Duration(DefaultReconnectProbe),
+		},
 	}
 }
 
@@ -216,6 +225,9 @@ func (o *Options) validate(r *config.Reporter, path string, c *config.Config) {
 	}
 	if o.Reconnect.Max.Std() < o.Reconnect.Min.Std() || o.Reconnect.Max.Std() > time.Hour {
 		r.At(at("reconnect.max"), "%s: want between reconnect.min and 1h", o.Reconnect.Max)
+	}
+	if p := o.Reconnect.Probe.Std(); p != 0 && (p < 500*time.Millisecond || p > time.Minute) {
+		r.At(at("reconnect.probe"), "%s: want 500ms..1m, or 0 for no probing", o.Reconnect.Probe)
 	}
 	if c != nil && c.Gateway.ID == "" && o.ClientID == "" {
 		r.At(at("client_id"), "missing and gateway.id is empty")

@@ -29,6 +29,9 @@ func TestOptionsDefaultsAndFactory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if o.Reconnect.Probe.Std() != DefaultReconnectProbe {
+		t.Errorf("reconnect.probe default %s", o.Reconnect.Probe)
+	}
 	if o.Batch.MaxEvents != DefaultMaxEvents || !o.Gzip || o.AckMode != AckPuback || o.Window != DefaultWindow || o.TLS.InsecureSkipVerify {
 		t.Errorf("defaults: %+v", o)
 	}
@@ -75,9 +78,20 @@ func TestOptionsFull(t *testing.T) {
     reconnect:
       min: 2s
       max: 5m
+      probe: 3s
 `)
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestOptionsProbeOff(t *testing.T) {
+	c, err := parseCity(t, "    broker: mqtts://x:1\n    reconnect:\n      probe: 0s\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, err := optionsFor(c, c.Sinks["city"]); err != nil || o.Reconnect.Probe != 0 {
+		t.Fatalf("probe %s, err %v: want 0 (off)", o.Reconnect.Probe, err)
 	}
 }
 
@@ -102,6 +116,8 @@ func TestOptionsProblems(t *testing.T) {
 		{"    broker: mqtts://x:1\n    ack_mode: pub\n", "puback or application"},
 		{"    broker: mqtts://x:1\n    reconnect:\n      min: 10s\n      max: 1s\n", "reconnect.max"},
 		{"    broker: mqtts://x:1\n    keepalive: 1s\n", "keepalive"},
+		{"    broker: mqtts://x:1\n    reconnect:\n      probe: 100ms\n", "reconnect.probe"},
+		{"    broker: mqtts://x:1\n    reconnect:\n      probe: 2m\n", "reconnect.probe"},
 		{"    broker: mqtts://x:1\n    client_id: a b\n", "client_id"},
 		{"    broker: mqtts://x:1\n    gzipped: true\n", "gzipped"},
 		{"    broker: mqtts://x:1\n    batch:\n      linger: 5\n", "no unit"},

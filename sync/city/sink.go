@@ -10,7 +10,9 @@
 // tokens at resend time, before the broker has the message (measured, see
 // docs/city-platform.md). Anything not confirmed is read again from the
 // log on the next connection: delivery is at least once and the platform
-// de-duplicates by event id.
+// de-duplicates by event id. Reconnects back off exponentially with
+// jitter; while the broker is unreachable, bare TCP probes cut a long
+// back-off short when it returns (see prober).
 //
 // Events of severity alert or critical also go out at once on
 // {prefix}/alerts/json, ahead of any backlog; they are sent again in order
@@ -98,6 +100,8 @@ type Sink struct {
 
 	lastOK  atomic.Int64           // unix ns of the last confirmed delivery
 	lastErr atomic.Pointer[string] // why the last connection ended
+	retryIn atomic.Int64           // the last reconnect delay drawn, ns
+	probe   *prober
 
 	// Counters (read by tests, benchmarks and the status message).
 	BatchesSent atomic.Uint64
@@ -148,6 +152,7 @@ func New(d Deps, o Options) (*Sink, error) {
 		rewind:   make(chan uint64, 1),
 		cmdq:     make(chan []byte, 64),
 		alertNew: make(chan struct{}, 1),
+		probe:    newProber(o.Broker, o.Reconnect.Probe.Std()),
 	}
 	if o.Gzip {
 		s.enc = EncGzip
@@ -243,10 +248,18 @@ func (s *Sink) Run(ctx context.Context) error {
 		s.Reconnects.Add(1)
 		s.setLastErr(err)
 		wait := bo.next()
+		s.retryIn.Store(int64(wait))
 		s.log.Warn("uplink connection ended, retrying", "err", err, "retry_in", wait.Round(time.Millisecond), "confirmed_seq", s.confirmed.Load())
 		sdnotify.Beat(loop)
-		if !sleep(ctx, wait) {
+		// A long back-off ends early when TCP probes see the broker come
+		// back (see prober): the backlog then moves within seconds.
+		t1 := time.Now()
+		ok, woke := s.probe.wait(ctx, wait, unreachable(err))
+		if !ok {
 			break
+		}
+		if woke {
+			s.log.Info("broker reachable again, reconnecting before the back-off ends", "waited", time.Since(t1).Round(time.Millisecond), "retry_in", wait.Round(time.Millisecond))
 		}
 	}
 	return nil
@@ -387,7 +400,12 @@ type flight struct {
 	sent        time.Time
 	pubacked    bool
 	appacked    bool
+	fresh       bool // its seqs were not sent before on this connection
 }
+
+// maxAckBackoff bounds the adaptive wait for a platform ack (timeouts
+// and slow acks stretch it), in multiples of ack_timeout.
+const maxAckBackoff = 8
 
 // session runs one connection from connect to loss or ctx end.
 func (s *Sink) session(ctx context.Context) error {
@@ -526,6 +544,18 @@ func (s *Sink) pump(ctx context.Context, c mqtt.Client, lost <-chan error, acks 
 	next := s.confirmed.Load()
 	var inflight []*flight
 	var partial time.Time // when a short batch was first seen
+	// In application mode a timeout resends the window. A platform that
+	// is slow rather than lossy would then get one more window of
+	// duplicates every ack_timeout, fall further behind and ack later
+	// still: the drain collapses into resends. So the wait adapts, in the
+	// manner of TCP's retransmission timer: each timeout doubles it, and
+	// the ack of a batch sent for the first time on this connection (one
+	// that cannot belong to an earlier copy: Karn's rule) raises it to
+	// twice that batch's ack delay, or lets it fall by an eighth. It stays
+	// within ack_timeout and maxAckBackoff × ack_timeout.
+	base := s.o.AckTimeout.Std()
+	ackWait := base
+	var sentTo uint64 // highest seq sent on this connection
 	timer := time.NewTimer(pollEvery)
 	defer timer.Stop()
 	encoded := make([][]byte, 0, maxEv)
@@ -574,7 +604,8 @@ func (s *Sink) pump(ctx context.Context, c mqtt.Client, lost <-chan error, acks 
 				return err
 			}
 			tok := c.Publish(topic, 1, false, payload)
-			inflight = append(inflight, &flight{first: first, last: last, tok: tok, sent: time.Now()})
+			inflight = append(inflight, &flight{first: first, last: last, tok: tok, sent: time.Now(), fresh: last > sentTo})
+			sentTo = max(sentTo, last)
 			s.BatchesSent.Add(1)
 			s.EventsSent.Add(uint64(n))
 			s.BytesSent.Add(uint64(len(payload)))
@@ -595,6 +626,10 @@ func (s *Sink) pump(ctx context.Context, c mqtt.Client, lost <-chan error, acks 
 			if appMode && !f.appacked {
 				break
 			}
+			if appMode && f.fresh {
+				// Up at once to twice a slow ack's delay, down slowly.
+				ackWait = min(max(2*time.Since(f.sent), ackWait-ackWait/8, base), maxAckBackoff*base)
+			}
 			s.confirm(f.last)
 			inflight = inflight[1:]
 		}
@@ -611,8 +646,11 @@ func (s *Sink) pump(ctx context.Context, c mqtt.Client, lost <-chan error, acks 
 				wakeIn = min(wakeIn, w)
 				headDone = f.tok.Done()
 			} else if appMode {
-				if w := time.Until(f.sent.Add(s.o.AckTimeout.Std())); w <= 0 {
-					s.log.Warn("no platform ack in time, resending from the confirmed seq", "batch_first", f.first, "batch_last", f.last, "confirmed_seq", s.confirmed.Load(), "ack_timeout", s.o.AckTimeout.Std())
+				if w := time.Until(f.sent.Add(ackWait)); w <= 0 {
+					waited := ackWait
+					ackWait = min(2*ackWait, maxAckBackoff*base)
+					s.log.Warn("no platform ack in time, resending from the confirmed seq", "batch_first", f.first, "batch_last", f.last,
+						"confirmed_seq", s.confirmed.Load(), "waited", waited, "next_wait", ackWait)
 					s.Rewinds.Add(1)
 					inflight = inflight[:0]
 					next = s.confirmed.Load()

@@ -72,7 +72,6 @@ func TestTLS(t *testing.T) {
 			defer cancel()
 			col := newCollector()
 			r := startReceiver(t, ctx, b, false, col)
-			time.Sleep(100 * time.Millisecond) // receiver subscribed
 			ids := appendEvents(t, st, 500, 50)
 			s := runSink(t, ctx, st, tc.opts(), nil)
 			if tc.ok {
@@ -88,12 +87,16 @@ func TestTLS(t *testing.T) {
 	}
 }
 
-// fakeClock is a settable wall clock.
-type fakeClock struct{ t atomic.Pointer[time.Time] }
+// fakeClock is a settable wall clock that counts its reads.
+type fakeClock struct {
+	t     atomic.Pointer[time.Time]
+	reads atomic.Uint64
+}
 
 func (f *fakeClock) set(t time.Time) { f.t.Store(&t) }
 
 func (f *fakeClock) Now() (time.Time, event.TimeQuality) {
+	f.reads.Add(1)
 	if t := f.t.Load(); t != nil {
 		return *t, event.Unsynced
 	}
@@ -115,7 +118,10 @@ func TestTLSWaitsForSaneClock(t *testing.T) {
 	clk := &fakeClock{}
 	clk.set(time.Date(1970, 1, 1, 0, 0, 42, 0, time.UTC))
 	s := runSink(t, ctx, st, tlsOptions(b.tlsPort, c), func(d *Deps) { d.Clock = clk })
-	time.Sleep(700 * time.Millisecond)
+	// Several clock checks, each one a chance to connect that must be
+	// refused, rather than some time that may pass with none on a busy
+	// machine.
+	waitFor(t, 20*time.Second, "five clock checks", func() bool { return clk.reads.Load() >= 5 })
 	if s.conns.Load() != 0 || col.count() != 0 {
 		t.Fatalf("connected with a 1970 clock: %d connections", s.conns.Load())
 	}
