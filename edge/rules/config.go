@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,7 +59,23 @@ type Thresholds struct {
 	AwayAfter        config.Duration `yaml:"away_after"`
 	BaselineDays     int             `yaml:"baseline_days"`
 	BaselineK        float64         `yaml:"baseline_k"`
+	// InactivityFloor is the shortest inactivity limit learning may
+	// give: inactivity_day and inactivity_night are the ceiling.
+	InactivityFloor config.Duration `yaml:"inactivity_floor"`
+	// StuckAfter is how long a door contact may read open while life goes
+	// on inside before it is taken as stuck (a moved magnet).
+	StuckAfter config.Duration `yaml:"stuck_after"`
 }
+
+// Risks an elder can be enrolled with (rules.elders[].risk).
+const (
+	// RiskDementia: an absence is always a care alert at the configured
+	// limits, never lengthened by habit or softened to a staff notice
+	// (someone who may wander and get lost).
+	RiskDementia = "dementia"
+)
+
+var knownRisks = []string{RiskDementia}
 
 // Escalation holds the timers of unacknowledged alerts: L1 is raised at
 // once (property staff + grid worker + contacts), L2 after L2 (community
@@ -81,15 +98,19 @@ type Config struct {
 	// UTCOffset is the compound's local offset; windows are local times.
 	// China has one zone and no DST, so a fixed offset suffices and needs
 	// no time zone database on the box.
-	UTCOffset      string        `yaml:"utc_offset"`
-	Windows        Windows       `yaml:"windows"`
-	QuietHours     string        `yaml:"quiet_hours"`
-	Thresholds     Thresholds    `yaml:"thresholds"`
-	Escalation     Escalation    `yaml:"escalation"`
-	Disabled       []string      `yaml:"disabled"`
-	MaxGapFraction float64       `yaml:"max_gap_fraction"`
-	PresenceEvents bool          `yaml:"presence_events"`
-	Elders         []ElderConfig `yaml:"elders"`
+	UTCOffset      string     `yaml:"utc_offset"`
+	Windows        Windows    `yaml:"windows"`
+	QuietHours     string     `yaml:"quiet_hours"`
+	Thresholds     Thresholds `yaml:"thresholds"`
+	Escalation     Escalation `yaml:"escalation"`
+	Disabled       []string   `yaml:"disabled"`
+	MaxGapFraction float64    `yaml:"max_gap_fraction"`
+	PresenceEvents bool       `yaml:"presence_events"`
+	// LearnedLimits lets each elder's own history shorten the inactivity
+	// limit (never below inactivity_floor) and lengthen the not-returned
+	// limit (see docs/rules.md); false = the configured limits only.
+	LearnedLimits bool          `yaml:"learned_limits"`
+	Elders        []ElderConfig `yaml:"elders"`
 }
 
 // ElderConfig is one monitored elder (one household: they live alone).
@@ -103,6 +124,11 @@ type ElderConfig struct {
 	QuietHours *string     `yaml:"quiet_hours"`
 	Disabled   []string    `yaml:"disabled"`
 	Contacts   []string    `yaml:"contacts"`
+	// Risk lists what the enrolment found (e.g. dementia): it keeps the
+	// fast, unsoftened alerts for this elder.
+	Risk []string `yaml:"risk"`
+	// LearnedLimits, when set, overrides rules.learned_limits.
+	LearnedLimits *bool `yaml:"learned_limits"`
 }
 
 // DefaultConfig returns the defaults of the rules section.
@@ -126,6 +152,8 @@ func DefaultConfig() Config {
 			AwayAfter:        dur(30 * time.Minute),
 			BaselineDays:     21,
 			BaselineK:        2.5,
+			InactivityFloor:  dur(90 * time.Minute),
+			StuckAfter:       dur(24 * time.Hour),
 		},
 		Escalation: Escalation{
 			L2: dur(30 * time.Minute), L3: dur(2 * time.Hour),
@@ -133,6 +161,7 @@ func DefaultConfig() Config {
 		},
 		MaxGapFraction: 0.25,
 		PresenceEvents: true,
+		LearnedLimits:  true,
 	}
 }
 
@@ -151,6 +180,8 @@ type Elder struct {
 	QuietEnd   int
 	Disabled   map[Rule]bool
 	Contacts   []string
+	Risk       map[string]bool
+	Learn      bool // learned limits on for this elder
 }
 
 // Settings is everything the engine needs, resolved from a Config.
@@ -160,6 +191,12 @@ type Settings struct {
 	MaxGapFraction float64
 	PresenceEvents bool
 	Elders         []Elder
+	// Legacy runs the engine exactly as it was before learned limits,
+	// door-cycle hypotheses, stuck-sensor checks and risk-matched
+	// severity: fixed limits, away after away_after of quiet. For
+	// before/after comparisons (lintel replay --compare); never in a
+	// gateway.
+	Legacy bool
 }
 
 // Zone returns the local zone of the settings.
@@ -183,7 +220,8 @@ func DefaultElder(household string) Elder {
 	ns, _ := parseClock(c.Windows.NightStart)
 	qs, qe, q, _ := parseSpan(c.QuietHours)
 	return Elder{Household: household, T: c.Thresholds, DayStart: ds, NightStart: ns,
-		Quiet: q, QuietStart: qs, QuietEnd: qe, Disabled: map[Rule]bool{}, Roles: map[string]string{}}
+		Quiet: q, QuietStart: qs, QuietEnd: qe, Disabled: map[Rule]bool{}, Roles: map[string]string{},
+		Risk: map[string]bool{}, Learn: c.LearnedLimits}
 }
 
 var (
@@ -259,7 +297,17 @@ func validateSection(r *config.Reporter, cfg *config.Config, n config.Node) {
 		p := fmt.Sprintf("%s.elders[%d]", path, i)
 		el := Elder{Household: ec.Household, T: c.Thresholds, DayStart: ds, NightStart: ns,
 			Quiet: q, QuietStart: qs, QuietEnd: qe, Disabled: map[Rule]bool{}, Roles: map[string]string{},
-			Contacts: ec.Contacts}
+			Contacts: ec.Contacts, Risk: map[string]bool{}, Learn: c.LearnedLimits}
+		if ec.LearnedLimits != nil {
+			el.Learn = *ec.LearnedLimits
+		}
+		for j, rk := range ec.Risk {
+			if !slices.Contains(knownRisks, rk) {
+				r.At(fmt.Sprintf("%s.risk[%d]", p, j), "unknown risk %q: want one of %s", rk, strings.Join(knownRisks, ", "))
+				continue
+			}
+			el.Risk[rk] = true
+		}
 		switch {
 		case ec.Household == "":
 			r.At(p+".household", "missing: the household id from compound.households")
@@ -389,6 +437,11 @@ func checkThresholds(r *config.Reporter, path string, t Thresholds) {
 	if t.BaselineK < 1 || t.BaselineK > 10 {
 		r.At(path+".baseline_k", "%v: want between 1 and 10 standard deviations", t.BaselineK)
 	}
+	atLeast("inactivity_floor", t.InactivityFloor, 30*time.Minute)
+	if t.InactivityFloor > t.InactivityDay {
+		r.At(path+".inactivity_floor", "%s must not be above inactivity_day (%s): it is the shortest limit learning may give", t.InactivityFloor, t.InactivityDay)
+	}
+	atLeast("stuck_after", t.StuckAfter, time.Hour)
 }
 
 // parseClock parses "HH:MM" into minutes after midnight.

@@ -99,6 +99,8 @@ type elder struct {
 	// open routing: no sensors bound in the config, so any device that
 	// reports for the household is taken as the elder's.
 	open bool
+	// hb is what the engine has learned of the elder's habits.
+	hb *habits
 }
 
 // NewEngine returns an engine for the elders in s, reading the time from
@@ -111,7 +113,7 @@ func NewEngine(s *Settings, clock Clock) *Engine {
 		dirty: map[*elder]bool{}, meta: metaState{V: stateVersion}, zone: s.Zone()}
 	for i := range s.Elders {
 		c := &s.Elders[i]
-		el := &elder{cfg: c, st: newElderState(), open: len(c.Sensors) == 0}
+		el := &elder{cfg: c, st: newElderState(), open: len(c.Sensors) == 0, hb: &habits{V: habitsVersion}}
 		for _, d := range c.Sensors {
 			e.byDevice[d] = el
 			el.st.Sensors[d] = &sensorState{Role: c.Roles[d]}

@@ -14,6 +14,19 @@ const (
 	PresenceHome    = "home"
 	PresenceAway    = "away"
 	PresenceUnknown = "unknown"
+	// PresenceUncertain: the door was used and nothing has been seen
+	// since, and the elder's habits favour "stayed in and went quiet" over
+	// "went out": the inactivity rule keeps watching, worded so that a
+	// responder checks the flat first.
+	PresenceUncertain = "uncertain"
+)
+
+// Presence bases: what the state rests on.
+const (
+	BasisSeen     = "seen"     // motion inside (or the peephole saw the elder)
+	BasisDoor     = "door"     // a door cycle: came back, or used the door; nobody seen since
+	BasisInferred = "inferred" // out because of the silence after the door, not seen leaving
+	BasisSensors  = "sensors"  // the motion sensors are silent: cannot tell
 )
 
 // Modes an elder can be put in.
@@ -31,6 +44,8 @@ type Presence struct {
 	Reason string    `json:"reason"`
 	// ReasonZh is the same reasoning in Chinese, for the status page.
 	ReasonZh string `json:"reason_zh"`
+	// Basis is what the state rests on (seen, door, inferred, sensors).
+	Basis string `json:"basis,omitempty"`
 }
 
 // Mode is an elder's current mode: normal, or away/hospital/visitor until a
@@ -53,9 +68,24 @@ type sensorState struct {
 	// Unsupervised sensors send nothing between events, so their
 	// silence proves nothing either way.
 	Unsupervised bool `json:"unsupervised,omitempty"`
+	// Stuck is a sensor alive but not to be believed: "on" (a motion
+	// sensor firing day and night far above its own rate), "open" (a door
+	// contact reading open for a day while life goes on inside), "off" (a
+	// motion sensor that has seen nothing for days while the door shows
+	// the elder coming and going). It is left out of presence until it
+	// recovers.
+	Stuck   string    `json:"stuck,omitempty"`
+	StuckAt time.Time `json:"stuck_at,omitzero"`
+	// Activity statistics for the stuck checks (motion sensors).
+	LastMotion time.Time `json:"last_motion,omitzero"`
+	Hour       int64     `json:"hour,omitempty"`   // local hour being counted
+	Count      int       `json:"count,omitempty"`  // its events so far
+	Last6      [6]int    `json:"last6"`            // the last six complete hours, newest first
+	Norm       float64   `json:"norm,omitempty"`   // events per hour, a week's moving average
+	Cycles     int       `json:"cycles,omitempty"` // the elder's door cycles when this sensor last saw motion
 }
 
-func (s *sensorState) problem() bool { return s.Silent || s.Tamper || s.BatteryLow }
+func (s *sensorState) problem() bool { return s.Silent || s.Tamper || s.BatteryLow || s.Stuck != "" }
 
 // Alert is one open alert of an elder.
 type Alert struct {
@@ -111,11 +141,24 @@ type elderState struct {
 	SeenOutDev string    `json:"seen_out_dev,omitempty"`
 	// SeenIn is when the peephole reported the resident arriving: the
 	// door cycle around it is an arrival, not a departure.
-	SeenIn    time.Time               `json:"seen_in,omitzero"`
-	Mode      Mode                    `json:"mode"`
-	ResumedAt time.Time               `json:"resumed_at,omitzero"` // last time a mode ended
-	Sensors   map[string]*sensorState `json:"sensors"`
-	Alerts    map[Rule]*Alert         `json:"alerts"`
+	SeenIn time.Time `json:"seen_in,omitzero"`
+	// DoorFrom is the presence when the door last opened: a cycle from
+	// home may be a departure, one while away or uncertain is a return.
+	DoorFrom string `json:"door_from,omitempty"`
+	// ReturnedAt is the close of the last door cycle judged a return.
+	ReturnedAt time.Time `json:"returned_at,omitzero"`
+	// PendingDoorUse is a door cycle from home (its close) whose outcome
+	// is not yet seen: motion inside next (stayed in) or the door again
+	// (went out and came back); it teaches the departure habit.
+	PendingDoorUse time.Time `json:"pending_door_use,omitzero"`
+	// DoorCycles counts door cycles (the stuck-off check).
+	DoorCycles int `json:"door_cycles,omitempty"`
+	// ProposedAway is the local day away mode was last proposed.
+	ProposedAway int64                   `json:"proposed_away,omitempty"`
+	Mode         Mode                    `json:"mode"`
+	ResumedAt    time.Time               `json:"resumed_at,omitzero"` // last time a mode ended
+	Sensors      map[string]*sensorState `json:"sensors"`
+	Alerts       map[Rule]*Alert         `json:"alerts"`
 	// ArmFrom restarts a rule's window after a data gap made its
 	// previous window undecidable.
 	ArmFrom map[Rule]time.Time `json:"arm_from,omitempty"`

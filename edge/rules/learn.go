@@ -1,0 +1,459 @@
+package rules
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Learned limits (Cuddihy et al. 2007: inactivity learned per home by
+// time of day; research/domain.md §1.6).
+//
+// Each elder's own history teaches the engine three things, by local
+// hour and weekday/weekend, exponentially forgotten with a two-week
+// half-life:
+//
+//   - quiet gaps at home: how long the elder goes without any activity,
+//     by the hour the silence began (a nap after lunch, sleep from 21:30);
+//   - outings: how long the elder stays out, by the hour of departure;
+//   - door cycles from home: how often one at this hour is a departure
+//     (the next thing seen is the door again: the elder came back) rather
+//     than a door use without leaving (the next thing seen is motion).
+//
+// The inactivity limit in force is the learned high quantile of quiet
+// gaps starting around that hour, times a margin, never above the
+// configured limit (6 h by day, 12 h into the night: learning can only
+// make detection faster) and never below the configured floor. The
+// not-returned limit is the learned outing length from that hour, times a
+// margin, never below the configured limit (it can only make an absence
+// alert later) and at most three times it. With too little history (a new
+// elder, a long stay away) the configured limits apply: today's
+// behaviour. Learning is frozen in away, hospital and visitor modes, while
+// a sensor is silent or stuck, across gateway outages, and for any silence
+// or absence that raised an alert someone acted on, so none of those
+// teach the engine that they are normal.
+
+const (
+	habitsVersion = 1
+	// habitHalfLife is how fast old days are forgotten.
+	habitHalfLife = 14 * 24 * time.Hour
+	// habitMinDays is how much (decayed) history learned limits need.
+	habitMinDays = 7.0
+	// habitMinWeight is how many (decayed) samples around an hour a
+	// learned limit needs.
+	habitMinWeight = 6.0
+
+	// Quiet-gap limit: quantile and margin (limit = q × factor + add).
+	quietQuantile = 0.99
+	quietFactor   = 1.6
+	quietAdd      = 30 * time.Minute
+	// Outing limit for not_returned (floor: the configured limit).
+	outQuantile = 0.95
+	outFactor   = 1.25
+	outAdd      = 30 * time.Minute
+	outCap      = 3 // times the configured limit
+	// longOutShare: an elder with at least this share of outings longer
+	// than the configured not-returned limit "often goes out for long".
+	longOutShare = 0.08
+
+	// Histogram bins: lengths from 10 min up, each bin 1.2 times the last;
+	// 34 bins reach 72 h.
+	binBase  = 10 * time.Minute
+	binRatio = 1.2
+	nBins    = 34
+)
+
+var binLogRatio = math.Log(binRatio)
+
+// binOf returns the histogram bin of a length (lengths below binBase are
+// not recorded; those above the last bin go to it).
+func binOf(d time.Duration) int {
+	if d < binBase {
+		return -1
+	}
+	i := int(math.Log(float64(d)/float64(binBase)) / binLogRatio)
+	return min(i, nBins-1)
+}
+
+// binTop is the upper edge of bin i: a quantile read from the histogram
+// is rounded up to it (conservative: limits come out a little long).
+func binTop(i int) time.Duration {
+	return time.Duration(float64(binBase) * math.Pow(binRatio, float64(i+1)))
+}
+
+// hourHist is a decayed histogram per day type and local hour.
+type hourHist [2][24][nBins]float64
+
+// habits is what the engine has learned of one elder. It is persisted
+// apart from the elder's state (rules.habits/<household>) and less often:
+// losing an hour of learning at a crash costs nothing.
+type habits struct {
+	V     int               `json:"v"`
+	Day   int64             `json:"day"`  // local day of the last decay
+	Days  float64           `json:"days"` // decayed count of days learned from
+	Quiet hourHist          `json:"-"`
+	Out   hourHist          `json:"-"`
+	Dep   [2][24][2]float64 `json:"-"` // door cycles from home: [stayed in, went out]
+	dirty bool
+}
+
+// habitsJSON is the persisted form: only the bins that hold weight, as
+// [day type, hour, bin, weight×1000] rows, so a new elder's habits are a
+// few bytes and a learned one a few KB.
+type habitsJSON struct {
+	V     int        `json:"v"`
+	Day   int64      `json:"day"`
+	Days  float64    `json:"days"`
+	Quiet [][4]int64 `json:"quiet,omitempty"`
+	Out   [][4]int64 `json:"out,omitempty"`
+	Dep   [][4]int64 `json:"dep,omitempty"` // [day type, hour, went out (0/1), count×1000]
+}
+
+const weightScale = 1000
+
+func (h *habits) MarshalJSON() ([]byte, error) {
+	j := habitsJSON{V: habitsVersion, Day: h.Day, Days: math.Round(h.Days*1000) / 1000}
+	pack := func(hh *hourHist) [][4]int64 {
+		var out [][4]int64
+		for dt := range 2 {
+			for hr := range 24 {
+				for b := range nBins {
+					if w := int64(math.Round(hh[dt][hr][b] * weightScale)); w > 0 {
+						out = append(out, [4]int64{int64(dt), int64(hr), int64(b), w})
+					}
+				}
+			}
+		}
+		return out
+	}
+	j.Quiet, j.Out = pack(&h.Quiet), pack(&h.Out)
+	for dt := range 2 {
+		for hr := range 24 {
+			for k := range 2 {
+				if w := int64(math.Round(h.Dep[dt][hr][k] * weightScale)); w > 0 {
+					j.Dep = append(j.Dep, [4]int64{int64(dt), int64(hr), int64(k), w})
+				}
+			}
+		}
+	}
+	return json.Marshal(j)
+}
+
+func (h *habits) UnmarshalJSON(b []byte) error {
+	var j habitsJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	if j.V != habitsVersion {
+		return fmt.Errorf("habits version %d", j.V)
+	}
+	*h = habits{V: j.V, Day: j.Day, Days: j.Days}
+	unpack := func(rows [][4]int64, hh *hourHist) error {
+		for _, r := range rows {
+			if r[0] < 0 || r[0] > 1 || r[1] < 0 || r[1] > 23 || r[2] < 0 || r[2] >= nBins || r[3] < 0 {
+				return fmt.Errorf("habits: bad row %v", r)
+			}
+			hh[r[0]][r[1]][r[2]] = float64(r[3]) / weightScale
+		}
+		return nil
+	}
+	if err := unpack(j.Quiet, &h.Quiet); err != nil {
+		return err
+	}
+	if err := unpack(j.Out, &h.Out); err != nil {
+		return err
+	}
+	for _, r := range j.Dep {
+		if r[0] < 0 || r[0] > 1 || r[1] < 0 || r[1] > 23 || r[2] < 0 || r[2] > 1 || r[3] < 0 {
+			return fmt.Errorf("habits: bad row %v", r)
+		}
+		h.Dep[r[0]][r[1]][r[2]] = float64(r[3]) / weightScale
+	}
+	return nil
+}
+
+// decayTo forgets old days up to the local day d.
+func (h *habits) decayTo(d int64) {
+	if h.Day == 0 {
+		h.Day = d
+		return
+	}
+	if d <= h.Day {
+		return
+	}
+	f := math.Pow(0.5, float64(d-h.Day)*24*float64(time.Hour)/float64(habitHalfLife))
+	for dt := range 2 {
+		for hr := range 24 {
+			for b := range nBins {
+				h.Quiet[dt][hr][b] *= f
+				h.Out[dt][hr][b] *= f
+			}
+			h.Dep[dt][hr][0] *= f
+			h.Dep[dt][hr][1] *= f
+		}
+	}
+	h.Days = h.Days*f + float64(d-h.Day)
+	h.Day = d
+	h.dirty = true
+}
+
+// slot is where a time falls: day type (0 weekday, 1 weekend) and local
+// hour.
+type slot struct{ dt, hr int }
+
+func (e *Engine) slotOf(t time.Time) slot {
+	l := t.In(e.zone)
+	dt := 0
+	if wd := l.Weekday(); wd == time.Saturday || wd == time.Sunday {
+		dt = 1
+	}
+	return slot{dt, l.Hour()}
+}
+
+func (e *Engine) localDay(t time.Time) int64 {
+	return floorDiv(t.Unix()+int64(e.set.Offset), 86400)
+}
+
+// learnQuiet records a quiet gap at home that began at start.
+func (e *Engine) learnQuiet(el *elder, start time.Time, d time.Duration) {
+	b := binOf(d)
+	if b < 0 || e.set.Legacy || !el.cfg.Learn {
+		return
+	}
+	h := el.hb
+	h.decayTo(e.localDay(start.Add(d)))
+	s := e.slotOf(start)
+	h.Quiet[s.dt][s.hr][b]++
+	h.dirty = true
+}
+
+// learnOuting records an outing that began at left.
+func (e *Engine) learnOuting(el *elder, left time.Time, d time.Duration) {
+	b := binOf(d)
+	if b < 0 || e.set.Legacy || !el.cfg.Learn {
+		return
+	}
+	h := el.hb
+	h.decayTo(e.localDay(left.Add(d)))
+	s := e.slotOf(left)
+	h.Out[s.dt][s.hr][b]++
+	h.dirty = true
+}
+
+// learnDoorUse records what a door cycle from home at t turned out to be.
+func (e *Engine) learnDoorUse(el *elder, t time.Time, wentOut bool) {
+	if e.set.Legacy || !el.cfg.Learn {
+		return
+	}
+	h := el.hb
+	h.decayTo(e.localDay(t))
+	s := e.slotOf(t)
+	k := 0
+	if wentOut {
+		k = 1
+	}
+	h.Dep[s.dt][s.hr][k]++
+	h.dirty = true
+}
+
+// pooled sums a histogram over the hour of s and its neighbours (same
+// day type): a limit should not jump from one hour to the next, and three
+// hours hold three times the samples.
+func pooled(hh *hourHist, s slot) (sum [nBins]float64, w float64) {
+	for _, d := range []int{-1, 0, 1} {
+		hr := (s.hr + d + 24) % 24
+		for b := range nBins {
+			x := hh[s.dt][hr][b]
+			sum[b] += x
+			w += x
+		}
+	}
+	return sum, w
+}
+
+func quantile(sum [nBins]float64, w, q float64) time.Duration {
+	acc := 0.0
+	for b := range nBins {
+		acc += sum[b]
+		if acc >= q*w {
+			return binTop(b)
+		}
+	}
+	return binTop(nBins - 1)
+}
+
+// shareAbove is the share of the histogram's weight in bins that lie
+// above d.
+func shareAbove(sum [nBins]float64, w float64, d time.Duration) float64 {
+	if w == 0 {
+		return 0
+	}
+	above := 0.0
+	for b := range nBins {
+		if binTop(b-1) >= d {
+			above += sum[b]
+		}
+	}
+	return above / w
+}
+
+// learned reports whether the elder has enough history for learned limits.
+func (e *Engine) learned(el *elder) bool {
+	return !e.set.Legacy && el.cfg.Learn && el.hb.Days >= habitMinDays
+}
+
+// Limit is a limit in force and why, as alerts and the household page
+// show it.
+type Limit struct {
+	Applied    time.Duration `json:"applied"`
+	Configured time.Duration `json:"configured"`
+	// Learned is the limit the elder's own history gives before the
+	// configured bounds (0: not enough history).
+	Learned time.Duration `json:"learned,omitempty"`
+	Basis   string        `json:"basis"` // configured, learned, floor, ceiling
+	WhyZh   string        `json:"why_zh"`
+	WhyEn   string        `json:"why_en"`
+}
+
+func (l Limit) view() map[string]any {
+	m := map[string]any{"applied": l.Applied.String(), "configured": l.Configured.String(), "basis": l.Basis,
+		"why_zh": l.WhyZh, "why_en": l.WhyEn}
+	if l.Learned > 0 {
+		m["learned"] = l.Learned.String()
+	}
+	return m
+}
+
+// inactivityLimit is the inactivity limit for a silence that began at
+// start: the learned one, bounded by the configured limit that applies
+// (ceiling) and the configured floor.
+func (e *Engine) inactivityLimit(el *elder, start time.Time) Limit {
+	c := el.cfg
+	ceil := e.inactivityThreshold(c, start)
+	l := Limit{Applied: ceil, Configured: ceil, Basis: "configured",
+		WhyZh: "使用配置阈值（尚无足够的个人作息数据）", WhyEn: "the configured limit (not enough of the elder's own history yet)"}
+	if !e.learned(el) {
+		return l
+	}
+	s := e.slotOf(start)
+	sum, w := pooled(&el.hb.Quiet, s)
+	if w < habitMinWeight {
+		return l
+	}
+	q := quantile(sum, w, quietQuantile)
+	learned := time.Duration(float64(q)*quietFactor) + quietAdd
+	l.Learned = learned.Round(time.Minute)
+	floor := c.T.InactivityFloor.Std()
+	switch {
+	case learned >= ceil:
+		l.Basis = "ceiling"
+		l.WhyZh = fmt.Sprintf("按个人作息应为 %s，不超过配置上限 %s", fmtZh(l.Learned), fmtZh(ceil))
+		l.WhyEn = fmt.Sprintf("the elder's own days give %s; never above the configured %s", fmtEn(l.Learned), fmtEn(ceil))
+	case learned <= floor:
+		l.Applied, l.Basis = floor, "floor"
+		l.WhyZh = fmt.Sprintf("个人作息安静时段很短，使用下限 %s", fmtZh(floor))
+		l.WhyEn = fmt.Sprintf("the elder's quiet spells are short: the floor of %s applies", fmtEn(floor))
+	default:
+		l.Applied, l.Basis = l.Learned, "learned"
+		l.WhyZh = fmt.Sprintf("按近几周个人作息：%s 前后开始的安静时段，99%% 不超过 %s（再留余量）；配置上限 %s",
+			hhmm(s.hr*60), fmtZh(q), fmtZh(ceil))
+		l.WhyEn = fmt.Sprintf("from the elder's last weeks: 99%% of quiet spells beginning around %s end within %s (plus a margin); configured ceiling %s",
+			hhmm(s.hr*60), fmtEn(q), fmtEn(ceil))
+	}
+	return l
+}
+
+// outingLimit is the not-returned limit for an absence that began at
+// left: the configured one (the floor), or the elder's learned outing
+// length from that hour when it is longer, at most outCap times it.
+func (e *Engine) outingLimit(el *elder, left time.Time, night bool) Limit {
+	c := el.cfg
+	T := c.T.NotReturned.Std()
+	if night {
+		T = c.T.NotReturnedNight.Std()
+	}
+	l := Limit{Applied: T, Configured: T, Basis: "configured",
+		WhyZh: "使用配置阈值", WhyEn: "the configured limit"}
+	if !e.learned(el) || el.cfg.Risk[RiskDementia] {
+		if el.cfg.Risk[RiskDementia] {
+			l.WhyZh, l.WhyEn = "认知障碍风险：使用配置阈值，不按习惯放宽", "dementia risk: the configured limit, never lengthened by habit"
+		}
+		return l
+	}
+	sum, w := pooled(&el.hb.Out, e.slotOf(left))
+	if w < habitMinWeight {
+		return l
+	}
+	q := quantile(sum, w, outQuantile)
+	learned := time.Duration(float64(q)*outFactor) + outAdd
+	l.Learned = learned.Round(time.Minute)
+	if learned <= T {
+		l.WhyZh = fmt.Sprintf("个人外出通常 %s 内返回，使用配置阈值 %s", fmtZh(q), fmtZh(T))
+		l.WhyEn = fmt.Sprintf("the elder is usually back within %s: the configured %s applies", fmtEn(q), fmtEn(T))
+		return l
+	}
+	l.Applied, l.Basis = min(learned, time.Duration(outCap)*T), "learned"
+	l.WhyZh = fmt.Sprintf("按近几周个人习惯：%s 前后出门，95%% 在 %s 内返回（再留余量）；不短于配置的 %s",
+		e.clockText(left)[6:], fmtZh(q), fmtZh(T))
+	l.WhyEn = fmt.Sprintf("from the elder's last weeks: 95%% of outings leaving around %s are back within %s (plus a margin); never shorter than the configured %s",
+		e.clockText(left)[6:], fmtEn(q), fmtEn(T))
+	return l
+}
+
+// longOuter reports whether the elder often stays out longer than the
+// configured not-returned limit (a job, a family they visit): their long
+// absences are notices to staff by day, not care alerts at night.
+func (e *Engine) longOuter(el *elder) bool {
+	if !e.learned(el) || el.cfg.Risk[RiskDementia] {
+		return false
+	}
+	T := el.cfg.T.NotReturned.Std()
+	var total, long float64
+	for dt := range 2 {
+		for hr := range 24 {
+			for b := range nBins {
+				x := el.hb.Out[dt][hr][b]
+				total += x
+				if binTop(b-1) >= T {
+					long += x
+				}
+			}
+		}
+	}
+	return total >= habitMinWeight && long >= 1 && long/total >= longOutShare
+}
+
+// departureShare is how often a door cycle from home around t has been a
+// departure; ok is false without enough history.
+func (e *Engine) departureShare(el *elder, t time.Time) (p float64, ok bool) {
+	if !e.learned(el) {
+		return 0, false
+	}
+	s := e.slotOf(t)
+	var in, out float64
+	for _, d := range []int{-1, 0, 1} {
+		hr := (s.hr + d + 24) % 24
+		in += el.hb.Dep[s.dt][hr][0]
+		out += el.hb.Dep[s.dt][hr][1]
+	}
+	if in+out < 2 {
+		return 0, false
+	}
+	return (out + 0.5) / (in + out + 1), true
+}
+
+// usualReturn is the time by which the elder is normally back from an
+// outing that began at left (a very high quantile with a wide margin),
+// and whether history gives one.
+func (e *Engine) usualReturn(el *elder, left time.Time) (time.Duration, bool) {
+	if !e.learned(el) {
+		return 0, false
+	}
+	sum, w := pooled(&el.hb.Out, e.slotOf(left))
+	if w < habitMinWeight {
+		return 0, false
+	}
+	q := quantile(sum, w, quietQuantile)
+	return time.Duration(float64(q)*quietFactor) + quietAdd, true
+}
