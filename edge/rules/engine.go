@@ -101,6 +101,8 @@ type elder struct {
 	open bool
 	// hb is what the engine has learned of the elder's habits.
 	hb *habits
+	// stuckHour is the local hour the stuck checks last ran.
+	stuckHour int64
 }
 
 // NewEngine returns an engine for the elders in s, reading the time from
@@ -365,6 +367,10 @@ func (e *Engine) applySensor(el *elder, ev *event.Event, t time.Time) {
 		e.activity(el, t, dev)
 		s.LastDoor = t
 		if !s.DoorOpen {
+			if sn.Stuck == "open" {
+				break // a stuck contact repeating itself
+			}
+			e.doorOpening(el, t, dev)
 			s.DoorOpen, s.DoorOpenedAt = true, t
 			if e.inNight(el.cfg, t) {
 				if k := e.nightKey(el.cfg, t); k != s.NightKey {
@@ -376,9 +382,20 @@ func (e *Engine) applySensor(el *elder, ev *event.Event, t time.Time) {
 		}
 		s.VisitStart = time.Time{}
 	case event.DoorClosed:
+		if sn.Stuck == "open" {
+			// The contact reads closed again (the magnet was refitted):
+			// the door was closed all along, this is no door cycle.
+			sn.Stuck, el.problems = "", true
+			s.LastDoor = t
+			break
+		}
 		e.activity(el, t, dev)
 		s.LastDoor = t
+		wasOpen := s.DoorOpen
 		s.DoorOpen, s.DoorClosedAt = false, t
+		if wasOpen {
+			e.doorClosed(el, t, dev)
+		}
 	case event.MotionDetected:
 		if sn.Role == "peephole" {
 			// A peephole's motion detector looks at the landing: a
@@ -386,10 +403,16 @@ func (e *Engine) applySensor(el *elder, ev *event.Event, t time.Time) {
 			// evidence of presence.
 			break
 		}
+		if !e.set.Legacy && e.countMotion(el, sn, t) {
+			break // stuck "on": not believed
+		}
 		e.activity(el, t, dev)
 		s.LastMotion = t
+		if !e.set.Legacy {
+			e.motionAfterDoor(el, t)
+		}
 		if !s.DoorOpen && (s.DoorClosedAt.IsZero() || t.Sub(s.DoorClosedAt) > motionGrace) && s.Presence.State != PresenceHome {
-			e.setPresence(el, t, PresenceHome,
+			e.setPresence(el, t, PresenceHome, BasisSeen,
 				"motion at "+e.clockText(t)+" ("+dev+")", e.clockText(t)+" 检测到室内活动（"+dev+"）")
 		}
 	case event.SOSPressed:
@@ -464,7 +487,7 @@ func (e *Engine) answered(el *elder, t time.Time, dev string) {
 	zh := fmt.Sprintf("%s 猫眼发现访客，室内 %s 有活动，%s 开门应答（%s），判断在家", e.clockText(s.VisitLast),
 		e.clockText(s.LastMotion), e.clockText(t), dev)
 	if s.Presence.State != PresenceHome {
-		e.setPresence(el, t, PresenceHome, en, zh)
+		e.setPresence(el, t, PresenceHome, BasisSeen, en, zh)
 		return
 	}
 	// Already home: keep the state and its start, refresh the reasoning
@@ -484,8 +507,16 @@ func (e *Engine) peepholeResident(el *elder, t time.Time, dev, dir string) {
 		return
 	}
 	s.SeenIn, s.SeenOut = t, time.Time{}
+	if p := s.PendingDoorUse; !p.IsZero() {
+		// Seen coming back: the last door use was a departure.
+		s.PendingDoorUse = time.Time{}
+		if !e.set.Legacy && s.Mode.Name == ModeNormal {
+			e.learnDoorUse(el, p, true)
+			e.learnOuting(el, p, t.Sub(p))
+		}
+	}
 	if s.Presence.State != PresenceHome {
-		e.setPresence(el, t, PresenceHome,
+		e.setPresence(el, t, PresenceHome, BasisSeen,
 			"the peephole ("+dev+") saw the elder come back at "+e.clockText(t),
 			e.clockText(t)+" 猫眼（"+dev+"）看到老人回家")
 	}
@@ -493,6 +524,9 @@ func (e *Engine) peepholeResident(el *elder, t time.Time, dev, dir string) {
 
 func (e *Engine) activity(el *elder, t time.Time, dev string) {
 	s := el.st
+	if !e.set.Legacy && !s.LastActivity.IsZero() {
+		e.learnGap(el, s.LastActivity, t, dev)
+	}
 	s.LastActivity, s.LastActBy = t, dev
 	b := &s.Baseline
 	if b.Hour == hourIndex(t, e.set.Offset) {
@@ -500,13 +534,16 @@ func (e *Engine) activity(el *elder, t time.Time, dev string) {
 	}
 }
 
-func (e *Engine) setPresence(el *elder, t time.Time, state, reason, reasonZh string) {
+func (e *Engine) setPresence(el *elder, t time.Time, state, basis, reason, reasonZh string) {
 	s := el.st
 	prev := s.Presence.State
 	if prev == state {
 		return
 	}
-	s.Presence = Presence{State: state, Since: t, Reason: reason, ReasonZh: reasonZh}
+	if e.set.Legacy {
+		basis = ""
+	}
+	s.Presence = Presence{State: state, Since: t, Reason: reason, ReasonZh: reasonZh, Basis: basis}
 	if state == PresenceAway {
 		s.Baseline.Learn = false
 	} else {
@@ -514,9 +551,11 @@ func (e *Engine) setPresence(el *elder, t time.Time, state, reason, reasonZh str
 	}
 	e.dirty[el] = true
 	if e.set.PresenceEvents {
-		e.emit(event.ElderPresence, el, t, "", map[string]any{
-			"state": state, "previous": prev, "since": t, "reason": reason, "reason_zh": reasonZh,
-		})
+		d := map[string]any{"state": state, "previous": prev, "since": t, "reason": reason, "reason_zh": reasonZh}
+		if basis != "" {
+			d["basis"] = basis
+		}
+		e.emit(event.ElderPresence, el, t, "", d)
 	}
 }
 

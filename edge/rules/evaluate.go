@@ -75,6 +75,7 @@ func (e *Engine) evaluate(el *elder, now time.Time) time.Time {
 	e.ruleDoorOpen(el, now, &n)
 	e.ruleNight(el, now, &n)
 	e.ruleVisitorClear(el, now, &n)
+	e.ruleStuck(el, now, &n)
 	e.ruleSensorHealth(el, now, &n)
 	e.escalate(el, now, &n)
 	return n.t
@@ -119,7 +120,7 @@ func (e *Engine) presence(el *elder, now time.Time, n *nextT) {
 		return !t.IsZero() && !t.Before(s.DoorOpenedAt.Add(-peepholeMatch)) && !t.After(s.DoorClosedAt.Add(peepholeMatch))
 	}; inCycle(s.SeenOut) {
 		at := later(s.DoorClosedAt, s.SeenOut)
-		e.setPresence(el, at, PresenceAway,
+		e.setPresence(el, at, PresenceAway, BasisSeen,
 			fmt.Sprintf("the peephole (%s) saw the elder leave at %s; door closed at %s", s.SeenOutDev, e.clockText(s.SeenOut), e.clockText(s.DoorClosedAt)),
 			fmt.Sprintf("%s 猫眼（%s）看到老人出门，%s 关门，判断外出", e.clockText(s.SeenOut), s.SeenOutDev, e.clockText(s.DoorClosedAt)))
 		s.LeftAt = s.DoorClosedAt
@@ -129,6 +130,11 @@ func (e *Engine) presence(el *elder, now time.Time, n *nextT) {
 		// An arrival or an answered visit: nobody left.
 		return
 	}
+	if !e.set.Legacy && (s.ReturnedAt.Equal(s.DoorClosedAt) || s.Presence.State == PresenceUncertain) {
+		// The last cycle was a return (or is already judged): home,
+		// on the door's word, until the door is used again.
+		return
+	}
 	if !e.hasRole(el, "motion") {
 		return
 	}
@@ -136,7 +142,7 @@ func (e *Engine) presence(el *elder, now time.Time, n *nextT) {
 		// No motion because the sensor is silent proves nothing: the
 		// elder may be in or out.
 		if s.Presence.State == PresenceHome && s.DoorClosedAt.After(s.Presence.Since) {
-			e.setPresence(el, s.DoorClosedAt, PresenceUnknown,
+			e.setPresence(el, s.DoorClosedAt, PresenceUnknown, BasisSensors,
 				"door used at "+e.clockText(s.DoorClosedAt)+" while the motion sensor is silent",
 				e.clockText(s.DoorClosedAt)+" 有开关门，但人体感应器失联，无法判断是否在家")
 		}
@@ -152,7 +158,15 @@ func (e *Engine) presence(el *elder, now time.Time, n *nextT) {
 	}
 	left := s.DoorClosedAt
 	aa := el.cfg.T.AwayAfter.Std()
-	e.setPresence(el, due, PresenceAway,
+	if p, ok := e.departureShare(el, left); ok && p < 0.5 && !e.set.Legacy {
+		// Her own door uses at this hour are mostly not departures: keep
+		// watching her at home, say why.
+		e.setPresence(el, due, PresenceUncertain, BasisDoor,
+			fmt.Sprintf("door used at %s and nobody seen since; at this hour a door use is usually not a departure for her (%.0f%% were): she may be in", e.clockText(left), p*100),
+			fmt.Sprintf("%s 开关门后室内无活动；她在这个时段开门多半并未外出（外出占 %.0f%%），可能仍在家", e.clockText(left), p*100))
+		return
+	}
+	e.setPresence(el, due, PresenceAway, BasisInferred,
 		fmt.Sprintf("door closed at %s and no motion inside for %s since", e.clockText(left), fmtEn(aa)),
 		fmt.Sprintf("%s 关门后 %s 室内无活动，判断外出", e.clockText(left), fmtZh(aa)))
 	s.LeftAt = left
@@ -203,7 +217,19 @@ func (e *Engine) ruleInactivity(el *elder, now time.Time, n *nextT) {
 		}
 		return
 	}
-	if !e.active(el, RuleInactivity) || s.Presence.State != PresenceHome {
+	if !e.active(el, RuleInactivity) {
+		return
+	}
+	if !e.set.Legacy {
+		switch s.Presence.State {
+		case PresenceHome, PresenceUncertain:
+			e.inactivityAtHome(el, now, n)
+		case PresenceAway:
+			e.fallAfterDoor(el, now, n)
+		}
+		return
+	}
+	if s.Presence.State != PresenceHome {
 		return
 	}
 	start := latest(s.LastActivity, s.ArmFrom[RuleInactivity], s.ResumedAt)
@@ -279,6 +305,9 @@ func (e *Engine) ruleNoExit(el *elder, now time.Time, n *nextT) {
 
 func (e *Engine) ruleNotReturned(el *elder, now time.Time, n *nextT) {
 	s := el.st
+	if !e.set.Legacy && s.Presence.State == PresenceAway && e.active(el, RuleNotReturned) {
+		e.proposeAway(el, now, n)
+	}
 	if a := s.Alerts[RuleNotReturned]; a != nil {
 		if s.Presence.State == PresenceHome && !a.Acked {
 			e.autoResolve(el, a, now, "back home: "+s.Presence.Reason, "已回家："+s.Presence.ReasonZh)
@@ -290,6 +319,10 @@ func (e *Engine) ruleNotReturned(el *elder, now time.Time, n *nextT) {
 	}
 	start := latest(s.LeftAt, s.ArmFrom[RuleNotReturned], s.ResumedAt)
 	if start.IsZero() {
+		return
+	}
+	if !e.set.Legacy {
+		e.notReturned(el, start, now, n)
 		return
 	}
 	T := el.cfg.T.NotReturned.Std()
@@ -480,6 +513,15 @@ func (e *Engine) ruleSensorHealth(el *elder, now time.Time, n *nextT) {
 		case sn.BatteryLow:
 			zh = append(zh, id+" 电量低")
 			en = append(en, id+" battery low")
+		case sn.Stuck == "on":
+			zh = append(zh, id+" 疑似卡死：自 "+e.clockText(sn.StuckAt)+" 起昼夜不停触发，远超平时，暂不用于判断在家")
+			en = append(en, id+" stuck on: firing day and night far above its norm since "+e.clockText(sn.StuckAt)+"; left out of presence until it recovers")
+		case sn.Stuck == "open":
+			zh = append(zh, id+" 门磁疑似移位：显示开门已超过 "+fmtZh(el.cfg.T.StuckAfter.Std())+"，室内仍有活动，按关门处理")
+			en = append(en, id+" door contact reads open for over "+fmtEn(el.cfg.T.StuckAfter.Std())+" while there is activity inside: magnet moved? taken as closed")
+		case sn.Stuck == "off":
+			zh = append(zh, id+" 疑似失效：入户门多次开关，但自 "+e.clockText(later(sn.LastMotion, s.FirstSeen))+" 起未检测到任何活动，暂不用于判断")
+			en = append(en, id+" blind: the door was used several times but it has seen nothing since "+e.clockText(later(sn.LastMotion, s.FirstSeen))+"; left out until it sees motion again")
 		}
 	}
 	h := e.health(el, nil, now, now)
@@ -543,7 +585,7 @@ func (e *Engine) allRoleSilent(el *elder, role string) bool {
 	n := 0
 	for _, sn := range el.st.Sensors {
 		if sn.Role == role {
-			if !sn.Silent {
+			if !sn.Silent && (e.set.Legacy || sn.Stuck == "") {
 				return false
 			}
 			n++
@@ -557,7 +599,7 @@ func (e *Engine) anySilent(el *elder) bool {
 		return false
 	}
 	for _, sn := range el.st.Sensors {
-		if sn.Silent {
+		if sn.unusable() {
 			return true
 		}
 	}

@@ -44,10 +44,6 @@ const (
 	// learned limit needs.
 	habitMinWeight = 6.0
 
-	// Quiet-gap limit: quantile and margin (limit = q × factor + add).
-	quietQuantile = 0.99
-	quietFactor   = 1.6
-	quietAdd      = 30 * time.Minute
 	// Outing limit for not_returned (floor: the configured limit).
 	outQuantile = 0.95
 	outFactor   = 1.25
@@ -66,6 +62,14 @@ const (
 
 var binLogRatio = math.Log(binRatio)
 
+// Quiet-gap limit: quantile and margin (limit = q × factor + add).
+var (
+	quietQuantile = 0.99
+	quietFactor   = 1.6
+	quietAdd      = 30 * time.Minute
+	habitMinWeightQ = 20.0
+)
+
 // binOf returns the histogram bin of a length (lengths below binBase are
 // not recorded; those above the last bin go to it).
 func binOf(d time.Duration) int {
@@ -80,6 +84,11 @@ func binOf(d time.Duration) int {
 // is rounded up to it (conservative: limits come out a little long).
 func binTop(i int) time.Duration {
 	return time.Duration(float64(binBase) * math.Pow(binRatio, float64(i+1)))
+}
+
+// binMid is the geometric middle of bin i.
+func binMid(i int) time.Duration {
+	return time.Duration(float64(binTop(i-1)) * math.Sqrt(binRatio))
 }
 
 // hourHist is a decayed histogram per day type and local hour.
@@ -272,6 +281,32 @@ func pooled(hh *hourHist, s slot) (sum [nBins]float64, w float64) {
 	return sum, w
 }
 
+// widened pools the hours around s, widening the window (to four hours
+// either side, then both day types) until it holds minW samples: a new
+// elder's few weeks give a limit from nearby hours rather than none.
+func widened(hh *hourHist, s slot, minW float64) (sum [nBins]float64, w float64) {
+	add := func(dt, hr int) {
+		hr = (hr + 24) % 24
+		for b := range nBins {
+			x := hh[dt][hr][b]
+			sum[b] += x
+			w += x
+		}
+	}
+	add(s.dt, s.hr)
+	for r := 1; r <= 4; r++ {
+		add(s.dt, s.hr-r)
+		add(s.dt, s.hr+r)
+		if r >= 1 && w >= minW {
+			return sum, w
+		}
+	}
+	for r := -4; r <= 4; r++ {
+		add(1-s.dt, s.hr+r)
+	}
+	return sum, w
+}
+
 func quantile(sum [nBins]float64, w, q float64) time.Duration {
 	acc := 0.0
 	for b := range nBins {
@@ -281,21 +316,6 @@ func quantile(sum [nBins]float64, w, q float64) time.Duration {
 		}
 	}
 	return binTop(nBins - 1)
-}
-
-// shareAbove is the share of the histogram's weight in bins that lie
-// above d.
-func shareAbove(sum [nBins]float64, w float64, d time.Duration) float64 {
-	if w == 0 {
-		return 0
-	}
-	above := 0.0
-	for b := range nBins {
-		if binTop(b-1) >= d {
-			above += sum[b]
-		}
-	}
-	return above / w
 }
 
 // learned reports whether the elder has enough history for learned limits.
@@ -337,8 +357,8 @@ func (e *Engine) inactivityLimit(el *elder, start time.Time) Limit {
 		return l
 	}
 	s := e.slotOf(start)
-	sum, w := pooled(&el.hb.Quiet, s)
-	if w < habitMinWeight {
+	sum, w := widened(&el.hb.Quiet, s, habitMinWeightQ)
+	if w < habitMinWeightQ {
 		return l
 	}
 	q := quantile(sum, w, quietQuantile)
@@ -415,7 +435,7 @@ func (e *Engine) longOuter(el *elder) bool {
 			for b := range nBins {
 				x := el.hb.Out[dt][hr][b]
 				total += x
-				if binTop(b-1) >= T {
+				if binMid(b) >= T {
 					long += x
 				}
 			}
@@ -456,4 +476,35 @@ func (e *Engine) usualReturn(el *elder, left time.Time) (time.Duration, bool) {
 	}
 	q := quantile(sum, w, quietQuantile)
 	return time.Duration(float64(q)*quietFactor) + quietAdd, true
+}
+
+// learnGap learns the quiet gap from prev to t that activity by dev just
+// ended, if it was a quiet spell at home observed in full: normal mode,
+// at home (or uncertain and ended by motion inside), every sensor
+// believable, no gateway outage, no alert raised over it.
+func (e *Engine) learnGap(el *elder, prev, t time.Time, dev string) {
+	s := el.st
+	d := t.Sub(prev)
+	if d < binBase || s.Mode.Name != ModeNormal || s.ResumedAt.After(prev) || s.ArmFrom[RuleInactivity].After(prev) {
+		return
+	}
+	switch s.Presence.State {
+	case PresenceHome:
+		if s.Presence.Since.After(prev) {
+			return
+		}
+	case PresenceUncertain:
+		if sn := s.Sensors[dev]; sn == nil || sn.Role != "motion" {
+			return
+		}
+	default:
+		return
+	}
+	if a := s.Alerts[RuleInactivity]; a != nil || e.anySilent(el) {
+		return
+	}
+	if g, _, _ := e.gapOverlap(prev, t); g > 0 {
+		return
+	}
+	e.learnQuiet(el, prev, d)
 }

@@ -88,6 +88,8 @@ func (e *Engine) health(el *elder, roles []string, from, to time.Time) *health {
 			v.State = "tamper"
 		case sn.BatteryLow:
 			v.State = "battery_low"
+		case sn.Stuck != "":
+			v.State = "stuck_" + sn.Stuck
 		case sn.Unsupervised && v.State == "ok":
 			v.State = "unsupervised"
 		}
@@ -102,7 +104,7 @@ func (e *Engine) health(el *elder, roles []string, from, to time.Time) *health {
 			continue
 		}
 		relevant++
-		if sn.Silent {
+		if sn.unusable() {
 			silent++
 			h.silent = append(h.silent, id)
 		}
@@ -162,7 +164,6 @@ func alertID(household string, r Rule, t time.Time) string {
 }
 
 func (e *Engine) raise(el *elder, r Rule, since, now time.Time, h *health, zh, en string, thresholds map[string]any) {
-	s := el.st
 	sev, audience := event.Alert, AudienceCare
 	switch r {
 	case RuleSOS:
@@ -170,6 +171,13 @@ func (e *Engine) raise(el *elder, r Rule, since, now time.Time, h *health, zh, e
 	case RuleSensorHealth:
 		sev, audience = event.Warning, AudienceStaff
 	}
+	e.raiseAs(el, r, sev, audience, since, now, h, zh, en, thresholds)
+}
+
+// raiseAs raises an alert for an audience: a staff notice (warning) is
+// shown and kept open but never escalates to family or a visit.
+func (e *Engine) raiseAs(el *elder, r Rule, sev event.Severity, audience string, since, now time.Time, h *health, zh, en string, thresholds map[string]any) {
+	s := el.st
 	now = now.UTC().Truncate(time.Millisecond)
 	a := &Alert{ID: alertID(el.cfg.Household, r, now), Rule: r, Level: 1, Raised: now, Since: since,
 		ReasonZh: zh, ReasonEn: en, Severity: string(sev), Audience: audience, Count: 1}

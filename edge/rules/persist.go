@@ -20,7 +20,54 @@ const (
 	nsMeta  = "rules"
 	keyMeta = "meta"
 	nsElder = "rules.elder"
+	// nsHabits holds each elder's learned habits (learn.go), written
+	// hourly and at shutdown: they change slowly, and losing an hour of
+	// learning at a crash costs nothing.
+	nsHabits    = "rules.habits"
+	habitsEvery = time.Hour
 )
+
+// CheckpointHabits returns the learned habits changed since the last
+// call, by household.
+func (e *Engine) CheckpointHabits() (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, el := range e.list {
+		if !el.hb.dirty {
+			continue
+		}
+		b, err := json.Marshal(el.hb)
+		if err != nil {
+			return nil, fmt.Errorf("encode habits of %s: %w", el.cfg.Household, err)
+		}
+		out[el.cfg.Household] = b
+		el.hb.dirty = false
+	}
+	return out, nil
+}
+
+// RestoreHabits loads persisted habits; unreadable ones are reported and
+// the elder learns afresh (the configured limits apply meanwhile).
+func (e *Engine) RestoreHabits(vals map[string][]byte) []string {
+	var warn []string
+	keys := make([]string, 0, len(vals))
+	for k := range vals {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, h := range keys {
+		el := e.elders[h]
+		if el == nil {
+			continue
+		}
+		hb := &habits{}
+		if err := json.Unmarshal(vals[h], hb); err != nil {
+			warn = append(warn, "habits of household "+h+" ignored: "+err.Error())
+			continue
+		}
+		el.hb = hb
+	}
+	return warn
+}
 
 // Checkpoint returns the state to persist: the engine-wide value and the
 // value of every elder changed since the last checkpoint. It clears the
@@ -141,8 +188,10 @@ type Service struct {
 	mu     sync.Mutex
 	e      *Engine
 	lastCP time.Time
-	acked  uint64
-	noAck  bool
+	// lastHabits is when learned habits were last written.
+	lastHabits time.Time
+	acked      uint64
+	noAck      bool
 }
 
 type acker interface {
@@ -176,10 +225,17 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read rules state: %w", err)
 	}
+	habitVals, err := s.o.State.ListState(nsHabits)
+	if err != nil {
+		return fmt.Errorf("read rules state: %w", err)
+	}
 	sub, cancel := s.o.Log.Subscribe(4096)
 	defer cancel()
 
 	s.mu.Lock()
+	for _, w := range s.e.RestoreHabits(habitVals) {
+		s.log.Warn("rules state", "problem", w)
+	}
 	for _, w := range s.e.Restore(meta, elders) {
 		s.log.Warn("rules state", "problem", w)
 	}
@@ -373,10 +429,20 @@ func (s *Service) flush(ctx context.Context, force bool) error {
 		return nil
 	}
 	meta, elders, err := s.e.Checkpoint()
+	var habits map[string][]byte
+	if err == nil && (force || time.Since(s.lastHabits) >= habitsEvery) {
+		habits, err = s.e.CheckpointHabits()
+		s.lastHabits = time.Now()
+	}
 	s.lastCP = time.Now()
 	s.mu.Unlock()
 	if err != nil {
 		return err
+	}
+	for h, b := range habits {
+		if err := s.o.State.PutState(ctx, nsHabits, h, habitsVersion, b); err != nil {
+			return fmt.Errorf("save learned habits: %w", err)
+		}
 	}
 	return s.persist(ctx, meta, elders)
 }

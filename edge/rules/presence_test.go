@@ -77,9 +77,14 @@ func TestAnsweredDoorIsNotADeparture(t *testing.T) {
 	h2.send(event.PeepholeVisitor, "p1", at(0, 11, 0))
 	h2.send(event.DoorOpened, "d1", at(0, 11, 0).Add(20*time.Second))
 	h2.send(event.DoorClosed, "d1", at(0, 11, 0).Add(40*time.Second))
-	h2.wantPresence(PresenceAway, "no motion inside")
+	// A door cycle while away is a return: home at once, on the door's
+	// word (with the peephole's visitor named as the other explanation).
+	h2.wantPresence(PresenceHome, "came back through the door")
+	if p := h2.presence(); !strings.Contains(p.Reason, "visitor with a key") || p.Basis != BasisDoor {
+		t.Fatalf("presence %+v: want the visitor named and basis door", p)
+	}
 	h2.send(event.MotionDetected, "m1", at(0, 11, 3))
-	h2.wantPresence(PresenceHome, "motion at")
+	h2.wantPresence(PresenceHome, "came back through the door")
 }
 
 // A peephole that recognises the resident and reports the direction

@@ -78,11 +78,13 @@ type sensorState struct {
 	StuckAt time.Time `json:"stuck_at,omitzero"`
 	// Activity statistics for the stuck checks (motion sensors).
 	LastMotion time.Time `json:"last_motion,omitzero"`
-	Hour       int64     `json:"hour,omitempty"`   // local hour being counted
-	Count      int       `json:"count,omitempty"`  // its events so far
-	Last6      [6]int    `json:"last6"`            // the last six complete hours, newest first
-	Norm       float64   `json:"norm,omitempty"`   // events per hour, a week's moving average
-	Cycles     int       `json:"cycles,omitempty"` // the elder's door cycles when this sensor last saw motion
+	Hour       int64     `json:"hour,omitempty"`  // local hour being counted
+	Count      int       `json:"count,omitempty"` // its events so far
+	// Last holds the last complete hours' counts, newest first.
+	Last      [stuckOnHours]int `json:"last,omitzero"`
+	Norm      float64           `json:"norm,omitempty"` // events per hour, a week's moving average
+	NormHours int               `json:"norm_hours,omitempty"`
+	Cycles    int               `json:"cycles,omitempty"` // the elder's door cycles when this sensor last saw motion
 }
 
 func (s *sensorState) problem() bool { return s.Silent || s.Tamper || s.BatteryLow || s.Stuck != "" }
@@ -145,6 +147,8 @@ type elderState struct {
 	// DoorFrom is the presence when the door last opened: a cycle from
 	// home may be a departure, one while away or uncertain is a return.
 	DoorFrom string `json:"door_from,omitempty"`
+	// DoorDev is the contact that reported the last opening.
+	DoorDev string `json:"door_dev,omitempty"`
 	// ReturnedAt is the close of the last door cycle judged a return.
 	ReturnedAt time.Time `json:"returned_at,omitzero"`
 	// PendingDoorUse is a door cycle from home (its close) whose outcome
