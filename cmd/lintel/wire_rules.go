@@ -12,6 +12,7 @@ import (
 
 	"github.com/lintel-edge/lintel/edge"
 	"github.com/lintel-edge/lintel/edge/rules"
+	"github.com/lintel-edge/lintel/edge/status"
 )
 
 // The elder-safety rules run as a service of `lintel run` when the
@@ -206,4 +207,13 @@ func (rulesMetrics) Collect(ch chan<- prometheus.Metric) {
 	if m.CheckpointAge > 0 {
 		gauge(rulesDescCheckpoint, m.CheckpointAge.Seconds())
 	}
+}
+
+// statusLimits maps the limits in force to the household page's.
+func statusLimits(ls []rules.RuleLimit) []status.Limit {
+	out := make([]status.Limit, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, status.Limit{Rule: string(l.Rule), Applied: l.Applied, Basis: l.Basis, WhyZh: l.WhyZh, WhyEn: l.WhyEn})
+	}
+	return out
 }

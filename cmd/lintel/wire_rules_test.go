@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -96,4 +97,41 @@ func rulesLines(body string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestHouseholdPageShowsLimits reads the household page of a running
+// daemon: each elder's limits in force are shown with why, in Chinese
+// by default.
+func TestHouseholdPageShowsLimits(t *testing.T) {
+	cfg := sosGatewayConfig(t, "gw-limits")
+	d := startTestDaemon(t, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), "zhang", status.RoleManager)
+	var hh struct{ Households []status.Household }
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		c, body := d.call("GET", "/api/v1/households", "")
+		if c == 200 && strings.Contains(body, `"limits"`) {
+			if err := json.Unmarshal([]byte(body), &hh); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no limits in /api/v1/households: %d %s", c, body)
+		}
+	}
+	var rules []string
+	for _, l := range hh.Households[0].Limits {
+		rules = append(rules, l.Rule)
+		if l.Applied <= 0 || l.WhyZh == "" || l.WhyEn == "" || l.Basis != "configured" {
+			t.Errorf("limit %+v: want a configured limit (no history yet) with reasons", l)
+		}
+	}
+	if strings.Join(rules, ",") != "inactivity,not_returned" {
+		t.Errorf("limits for %v", rules)
+	}
+	_, page := d.call("GET", "/households", "")
+	for _, want := range []string{"在用阈值", "无活动告警", "使用配置阈值"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("household page lacks %q", want)
+		}
+	}
 }

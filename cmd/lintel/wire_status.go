@@ -100,6 +100,7 @@ func (rulesHouseholds) Households() []status.Household {
 		out = append(out, status.Household{
 			ID: h.Household, Presence: h.Presence.State, PresenceReason: h.Presence.Reason, PresenceReasonZh: h.Presence.ReasonZh,
 			LastActivity: h.LastActivity, Mode: h.Mode.Name, ModeUntil: h.Mode.Until, OpenAlerts: len(h.Alerts),
+			Limits: statusLimits(h.Limits),
 		})
 	}
 	return out

@@ -34,6 +34,8 @@ rules:
       sensors: [door-302]
       windows: {night_start: "21:00"}
       quiet_hours: none
+      risk: [dementia]
+      learned_limits: false
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -48,6 +50,9 @@ rules:
 	}
 	if len(a.Sensors) != 2 || a.Roles["pir-301"] != "motion" || !a.Disabled[RuleBaseline] || a.QuietStart != 23*60 {
 		t.Fatalf("elder a %+v", a)
+	}
+	if !a.Learn || b.Learn || !b.Risk[RiskDementia] || a.Risk[RiskDementia] || a.T.InactivityFloor.Std() != 90*time.Minute {
+		t.Fatalf("learning/risk: a %v %v, b %v %v", a.Learn, a.Risk, b.Learn, b.Risk)
 	}
 	if b.NightStart != 21*60 || b.Quiet || b.T.InactivityDay.Std() != 6*time.Hour || len(b.Sensors) != 1 {
 		t.Fatalf("elder b %+v", b)
@@ -69,6 +74,8 @@ func TestConfigProblems(t *testing.T) {
 		{"contact with spaces", "rules:\n  elders:\n    - {household: h-301, contacts: [\"Zhang San 138\"]}\n", `opaque id`},
 		{"elder override typo", "rules:\n  elders:\n    - {household: h-301, thresholds: {no_exits: 2h}}\n", `rules.elders[0].thresholds.no_exits`},
 		{"bad offset", "rules:\n  utc_offset: CST\n", `UTC offset`},
+		{"unknown risk", "rules:\n  elders:\n    - {household: h-301, risk: [wandering]}\n", `rules.elders[0].risk[0]: unknown risk "wandering"`},
+		{"floor above ceiling", "rules:\n  thresholds: {inactivity_floor: 7h}\n", `must not be above inactivity_day`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -64,9 +64,9 @@ var binLogRatio = math.Log(binRatio)
 
 // Quiet-gap limit: quantile and margin (limit = q × factor + add).
 var (
-	quietQuantile = 0.99
-	quietFactor   = 1.6
-	quietAdd      = 30 * time.Minute
+	quietQuantile   = 0.99
+	quietFactor     = 1.6
+	quietAdd        = 30 * time.Minute
 	habitMinWeightQ = 20.0
 )
 

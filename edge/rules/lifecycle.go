@@ -482,6 +482,15 @@ type HouseholdView struct {
 	LastActivityBy string                `json:"last_activity_by,omitempty"`
 	Sensors        map[string]SensorView `json:"sensors"`
 	Alerts         []Alert               `json:"alerts"`
+	// Limits are the limits in force now and why: inactivity for the
+	// current silence, not_returned for the current (or a departure now).
+	Limits []RuleLimit `json:"limits,omitempty"`
+}
+
+// RuleLimit is a limit in force for one rule.
+type RuleLimit struct {
+	Rule Rule `json:"rule"`
+	Limit
 }
 
 // Snapshot returns a copy of every elder's state.
@@ -492,6 +501,17 @@ func (e *Engine) Snapshot() Snapshot {
 		h := e.health(el, nil, e.now, e.now)
 		v := HouseholdView{Household: el.cfg.Household, Presence: s.Presence, Mode: s.Mode,
 			LastActivity: s.LastActivity, LastActivityBy: s.LastActBy, Sensors: h.lastSeen, Alerts: []Alert{}}
+		if !e.set.Legacy {
+			quiet := s.LastActivity
+			if quiet.IsZero() {
+				quiet = e.now
+			}
+			left, night := e.now, e.inNight(el.cfg, e.now)
+			if s.Presence.State == PresenceAway && !s.LeftAt.IsZero() {
+				left, night = s.LeftAt, s.LeftAtNight
+			}
+			v.Limits = []RuleLimit{{RuleInactivity, e.inactivityLimit(el, quiet)}, {RuleNotReturned, e.outingLimit(el, left, night)}}
+		}
 		for _, r := range AllRules {
 			if a := s.Alerts[r]; a != nil {
 				c := *a

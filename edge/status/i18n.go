@@ -141,9 +141,13 @@ var catalogue = map[string][2]string{
 	"hh.set":      {"设置", "Set"},
 	"hh.hint":     {"外出、住院、访客模式都需要结束时间，到时自动恢复正常。外出或住院期间不发无活动告警；访客模式暂停提醒。紧急按钮在任何模式下都有效。", "Away, hospital and visitor modes need an end time and return to normal by themselves. Away and hospital pause inactivity alerts; visitor snoozes them. SOS buttons work in every mode."},
 
-	"presence.home":    {"在家", "home"},
-	"presence.away":    {"外出", "away"},
-	"presence.unknown": {"未知", "unknown"},
+	"presence.home":      {"在家", "home"},
+	"presence.away":      {"外出", "away"},
+	"presence.unknown":   {"未知", "unknown"},
+	"presence.uncertain": {"可能在家", "possibly at home"},
+	"hh.limits":          {"在用阈值", "Limits in force"},
+	"limit.inactivity":   {"无活动告警", "no activity"},
+	"limit.not_returned": {"外出未归", "not back"},
 
 	"mode.normal":   {"正常", "normal"},
 	"mode.away":     {"外出", "away"},

@@ -156,6 +156,14 @@ func (p *pageData) AlertReason(a Alert) string {
 	return a.ReasonZh
 }
 
+// LimitWhy says why a limit is in force, in the page language.
+func (p *pageData) LimitWhy(l Limit) string {
+	if p.Lang == "en" && l.WhyEn != "" || l.WhyZh == "" {
+		return l.WhyEn
+	}
+	return l.WhyZh
+}
+
 // PresenceReason explains a household's presence in the page language.
 func (p *pageData) PresenceReason(h Household) string {
 	if p.Lang == "en" && h.PresenceReason != "" || h.PresenceReasonZh == "" {

@@ -75,6 +75,19 @@ type Household struct {
 	Mode             string    `json:"mode"` // normal, away, hospital, visitor
 	ModeUntil        time.Time `json:"mode_until,omitzero"`
 	OpenAlerts       int       `json:"open_alerts"`
+	// Limits are the rules' limits in force for this elder and why
+	// (learned from her own days, or the configured ones).
+	Limits []Limit `json:"limits,omitempty"`
+}
+
+// Limit is one limit in force: which rule, how long, and why (Chinese,
+// English).
+type Limit struct {
+	Rule    string        `json:"rule"`
+	Applied time.Duration `json:"applied_ns"`
+	Basis   string        `json:"basis"` // configured, learned, floor, ceiling
+	WhyZh   string        `json:"why_zh"`
+	WhyEn   string        `json:"why_en"`
 }
 
 // AlertSource is the rules engine's view of open alerts. When none is
