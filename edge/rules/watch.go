@@ -106,6 +106,13 @@ func (e *Engine) fallAfterDoor(el *elder, now time.Time, n *nextT) {
 // stays out long (unless a risk such as dementia says otherwise).
 func (e *Engine) notReturned(el *elder, start, now time.Time, n *nextT) {
 	s := el.st
+	if a := s.Alerts[RuleInactivity]; a != nil && !a.Acked && !a.Since.Before(s.LeftAt) {
+		// The fall check for this departure already said "fallen at
+		// home, or not back" and is escalating: one alert per absence.
+		// Once someone acknowledges it (the flat checked), the absence
+		// is raised on its own at its limit.
+		return
+	}
 	lim := e.outingLimit(el, s.LeftAt, s.LeftAtNight)
 	T := lim.Applied
 	variant, zh, en := "day", "外出", "left"
