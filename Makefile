@@ -49,7 +49,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
-soak: ## long reliability runs (1,000 kill -9 cycles, a 24 h outage's backlog, journal damage at every byte): about 2.5 h
+soak: ## long reliability runs (1,000 kill -9 cycles, a 24 h outage's backlog, 60 damaged journals and 20 full disks under the daemon, journal damage at every byte): about 2.6 h
 	LINTEL_SOAK=1 $(GO) test -count=1 -timeout 5h -v -run '^TestReliability' ./cmd/lintel/
 	LINTEL_SOAK=1 $(GO) test -count=1 -timeout 2h -v -run '^TestJournalDamageAnywhere$$' ./edge/store/
 	LINTEL_SOAK=1 $(GO) test -count=1 -timeout 1h -v -run '^TestMemoryBound' ./drivers/rtsp/

@@ -20,7 +20,8 @@ package main
 // reliability_listener_test.go, reliability_oracle_test.go (oracle, tap,
 // store dump), reliability_selfcheck_test.go (the checker's own tests:
 // each fault the oracle must catch), and the scenarios
-// reliability_kill_test.go (T1) and reliability_outage_test.go (T6).
+// reliability_kill_test.go (T1), reliability_outage_test.go (T6) and
+// reliability_storage_test.go (journal damage, full disks).
 //
 // The oracle, after Kafka's validate_delivery and Jepsen's set workload:
 //
@@ -37,7 +38,9 @@ package main
 //     cursor that the listener did not receive;
 //   - seqs are contiguous within the epoch except where a store event
 //     (store.dropped, store.seq_skipped) declares the range, and no
-//     store.lost arrives;
+//     store.lost arrives — unless the scenario damages the journal itself
+//     (LossExpected): there a store.lost may declare ranges too, and a
+//     tapped event may be missing only inside one;
 //   - every start reached /readyz.
 //
 // Events the listener got but the tap never listed (durable, not yet
@@ -175,6 +178,12 @@ type relRigOptions struct {
 	Segment  int    // events per simulator script (default 50,000)
 	MaxBytes string // storage.max_bytes (default 256MiB)
 	History  string // storage.history (default 168h)
+	// LossExpected: the scenario destroys durable events itself (journal
+	// damage); see relOracle's lossOK.
+	LossExpected bool
+	// DataDir mounts the gateway's data directory before the daemon
+	// starts (a small loop disk); nil: a plain directory.
+	DataDir func(path string)
 }
 
 type relRig struct {
@@ -183,6 +192,9 @@ type relRig struct {
 	bin       string
 	cfgPath   string
 	storePath string
+	dataDir   string
+	statusURL string // http://addr of the status page
+	o         relRigOptions
 	broker    *relBroker
 	gate      *relGate // the gateway's path to the broker
 	listener  *relListener
@@ -230,10 +242,18 @@ func newRelRig(t *testing.T, name string, o relRigOptions) *relRig {
 		}
 		os.RemoveAll(dir)
 	})
-	r := &relRig{t: t, dir: dir, bin: bin, cfgPath: filepath.Join(dir, "lintel.yaml"), storePath: filepath.Join(dir, "data", "events.db")}
+	r := &relRig{t: t, dir: dir, bin: bin, cfgPath: filepath.Join(dir, "lintel.yaml"), storePath: filepath.Join(dir, "data", "events.db"),
+		dataDir: filepath.Join(dir, "data"), o: o}
+	if o.DataDir != nil {
+		if err := os.Mkdir(r.dataDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		o.DataDir(r.dataDir)
+	}
 	r.broker = startRelBroker(t, mosq, dir)
 	r.gate = startRelGate(t, fmt.Sprintf("127.0.0.1:%d", r.broker.port))
 	r.listener = startRelListener(t, r.broker.url(), filepath.Join(dir, "listener.history"))
+	r.listener.lossOK = o.LossExpected
 	t.Cleanup(r.listener.close)
 
 	var pirs, sos []string
@@ -255,6 +275,7 @@ func newRelRig(t *testing.T, name string, o relRigOptions) *relRig {
 			"Profile": "ev1527-sos", "Code": fmt.Sprintf("%05X", 0x20000+i)})
 	}
 	statusAddr := fmt.Sprintf("127.0.0.1:%d", relFreePort(t))
+	r.statusURL = "http://" + statusAddr
 	link := filepath.Join(dir, "rf0")
 	tpl := template.Must(template.ParseFiles(filepath.Join("testdata", "reliability", "gateway.yaml.tmpl")))
 	var cfg bytes.Buffer
@@ -395,7 +416,7 @@ func (r *relRig) finish(rep *relReport) *relReport {
 	if err != nil {
 		t.Fatalf("independent store dump: %v", err)
 	}
-	problems := relOracle(rep, r.tap, r.listener, dump, beforeStop)
+	problems := relOracle(rep, r.tap, r.listener, dump, beforeStop, r.o.LossExpected)
 	if logs, err := os.ReadFile(r.daemon.logPath); err == nil && bytes.Contains(logs, []byte("durable tap write failed")) {
 		problems = append(problems, "the daemon could not write its durability tap (see daemon.log)")
 	}
@@ -444,6 +465,20 @@ type relReport struct {
 
 	StoreCorrupt int
 
+	// Storage damage and full disks (reliability_storage_test.go).
+	// DeclaredLost: tapped, gone, and covered by a store.lost (only where
+	// the scenario damages the store itself).
+	DeclaredLost int
+	Damages      int           // journals damaged before a start
+	LostDecl     int           // store.lost events received
+	LostSeqs     uint64        // seqs they declare (at most)
+	Quarantined  int           // store.quarantined events received
+	ToDiskFull   time.Duration // disk filled → storage.disk_full at the listener
+	ToDiskOK     time.Duration // space freed → storage.disk_ok at the listener
+	FullReady    time.Duration // start on a full disk → /readyz
+	FullDropped  int           // records the store dropped (declared) while full
+	FullAppended int           // events made durable while the disk was full
+
 	// Broker outage (T6).
 	Outage          time.Duration // broker down
 	Backlog         int           // events made durable while the broker was down
@@ -460,8 +495,8 @@ type relReport struct {
 
 func (r *relReport) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "RELIABILITY %s: cycles=%d starts=%d acked=%d received=%d lost=%d retained=%d duplicates=%d (%.2f%%) conflicts=%d unknown=%d bad_batches=%d epochs=%d",
-		r.Scenario, r.Cycles, r.Starts, r.Acked, r.Received, r.Lost, r.Retained, r.Duplicates, 100*float64(r.Duplicates)/math.Max(1, float64(r.Received)),
+	fmt.Fprintf(&b, "RELIABILITY %s: cycles=%d starts=%d acked=%d received=%d lost=%d declared_lost=%d retained=%d duplicates=%d (%.2f%%) conflicts=%d unknown=%d bad_batches=%d epochs=%d",
+		r.Scenario, r.Cycles, r.Starts, r.Acked, r.Received, r.Lost, r.DeclaredLost, r.Retained, r.Duplicates, 100*float64(r.Duplicates)/math.Max(1, float64(r.Received)),
 		r.Conflicts, r.Unknown, r.BadBatches, r.Epochs)
 	fmt.Fprintf(&b, "\n  time to ready p50=%s p99=%s max=%s; final drain %s; load %.0f events/s; torn tap lines mended %d",
 		r.ReadyP50.Round(time.Millisecond), r.ReadyP99.Round(time.Millisecond), r.ReadyMax.Round(time.Millisecond), r.FinalDrain.Round(time.Millisecond), r.LoadRate, r.Torn)
@@ -473,6 +508,18 @@ func (r *relReport) String() string {
 			decl = append(slices.Clone(decl[:5]), fmt.Sprintf("… %d in all", len(r.Declared)))
 		}
 		fmt.Fprintf(&b, "\n  seq gaps %d; declared by the store: %s", r.SeqGaps, strings.Join(decl, ", "))
+	}
+	if r.Damages > 0 || r.DeclaredLost > 0 || r.LostDecl > 0 {
+		fmt.Fprintf(&b, "\n  journal damages %d: store.lost %d (≤ %d seqs), store.quarantined %d; tapped events declared lost %d",
+			r.Damages, r.LostDecl, r.LostSeqs, r.Quarantined, r.DeclaredLost)
+	}
+	if r.ToDiskFull > 0 || r.ToDiskOK > 0 || r.FullReady > 0 {
+		b.WriteString("\n  disk:")
+		if r.FullReady > 0 {
+			fmt.Fprintf(&b, " ready on a full disk %s;", r.FullReady.Round(time.Millisecond))
+		}
+		fmt.Fprintf(&b, " storage.disk_full upstream %s; freed → storage.disk_ok upstream %s; durable while full %d, dropped (declared) %d",
+			r.ToDiskFull.Round(time.Millisecond), r.ToDiskOK.Round(time.Millisecond), r.FullAppended, r.FullDropped)
 	}
 	if r.Outage > 0 {
 		fmt.Fprintf(&b, "\n  outage %s: backlog %d events (%d alerts), store %.1f MiB, max RSS %.1f MiB (anonymous %.1f MiB)",

@@ -71,7 +71,20 @@ type relListener struct {
 	ackTimes   []time.Time // when each ack was sent (for "first ack after")
 	alertTimes []time.Time // arrival of each alert-lane message
 	declared   []relDeclared
+	notable    []relNotable // the gateway's and the store's own events, in order of arrival
 	subscribed int
+	// lossOK: events covered by a store.lost count as arrived for
+	// advance (the journal-damage scenarios destroy them on purpose).
+	lossOK bool
+}
+
+// relNotable is one store.*, storage.* or gateway.* event as first
+// received, with its data, on whichever lane it came first.
+type relNotable struct {
+	id, kind string
+	seq      uint64
+	data     json.RawMessage
+	at       time.Time
 }
 
 func startRelListener(t *testing.T, broker, histPath string) *relListener {
@@ -298,6 +311,9 @@ func (l *relListener) handle(m relMsg) {
 			if d, ok := relDeclares(e); ok {
 				l.declared = append(l.declared, d)
 			}
+			if k := e.Kind; strings.HasPrefix(k, "store.") || strings.HasPrefix(k, "storage.") || strings.HasPrefix(k, "gateway.") {
+				l.notable = append(l.notable, relNotable{id: e.ID, kind: k, seq: e.Seq, data: slices.Clone(e.Data), at: m.at})
+			}
 		} else if s.hash != h {
 			l.conflicts = append(l.conflicts, fmt.Sprintf("id %s arrived with content %s, earlier %s (%s lane)", e.ID, h, s.hash, m.lane))
 		}
@@ -361,7 +377,12 @@ func relDeclares(e relWireEvent) (relDeclared, bool) {
 func (l *relListener) advance(entries []relTapEntry, from int) (int, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	got := func(id string) bool { s := l.seen[id]; return s != nil && s.events > 0 }
+	got := func(id string) bool {
+		if s := l.seen[id]; s != nil && s.events > 0 {
+			return true
+		}
+		return l.lossOK && relCoveredBy(l.declared, "store.lost", id)
+	}
 	for from < len(entries) && got(entries[from].id) {
 		from++
 	}
@@ -385,6 +406,36 @@ func (l *relListener) receivedCount() int {
 		}
 	}
 	return n
+}
+
+// notables returns the store's and gateway's own events received so far
+// (of kind, if not empty), in order of arrival.
+func (l *relListener) notables(kind string) []relNotable {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []relNotable
+	for _, n := range l.notable {
+		if kind == "" || n.kind == kind {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// waitNotable waits until an event of kind that arrived at or after since
+// is at the listener, and returns it.
+func (l *relListener) waitNotable(kind string, since time.Time, timeout time.Duration) (relNotable, bool) {
+	var got relNotable
+	ok := relPoll(timeout, 20*time.Millisecond, func() bool {
+		for _, n := range l.notables(kind) {
+			if !n.at.Before(since) {
+				got = n
+				return true
+			}
+		}
+		return false
+	})
+	return got, ok
 }
 
 // quiesce waits until no message arrived for quiet (at most max).

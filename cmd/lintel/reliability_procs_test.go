@@ -421,6 +421,16 @@ func (d *relDaemon) logTail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// logSince returns what the daemon logged from its start number n on.
+func (d *relDaemon) logSince(n int) string {
+	b, _ := os.ReadFile(d.logPath)
+	s := string(b)
+	if i := strings.Index(s, fmt.Sprintf("=== start %d at ", n)); i >= 0 {
+		return s[i:]
+	}
+	return ""
+}
+
 // rss reads the daemon's resident memory from /proc: all of it (VmRSS)
 // and the anonymous part (RssAnon: heap, stacks). The rest is mostly
 // bbolt's mmap of the event log, file pages the kernel can drop at will.

@@ -27,7 +27,9 @@ func testDisk(t *testing.T, size int64) string {
 	}
 	img := filepath.Join(dir, "disk.img")
 	var errs []string
-	if err := os.Truncate(img, size); err == nil {
+	// os.Truncate does not create the file: without it every run fell
+	// back to tmpfs.
+	if err := os.WriteFile(img, nil, 0o600); err == nil && os.Truncate(img, size) == nil {
 		if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-m", "0", img).CombinedOutput(); err != nil {
 			errs = append(errs, fmt.Sprintf("mkfs.ext4: %v %s", err, out))
 		} else if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
