@@ -26,6 +26,7 @@ func runSimElders(ctx context.Context, args []string, std stdio) error {
 	days := fs.Int("days", 30, "days to simulate")
 	seed := fs.Uint64("seed", 1, "random seed (same seed, same population)")
 	dir := fs.String("out", "", "output directory (lintel.yaml, events.jsonl, truth.json)")
+	realistic := fs.Bool("realistic", true, "routines real traces show: long days out, weekend trips with away mode set late or never, door cycles without leaving, visitors, housebound elders, early risers and late sleepers, long naps, stuck sensors, collapses right after a door cycle (false: the issue-6 population)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -38,7 +39,7 @@ func runSimElders(ctx context.Context, args []string, std stdio) error {
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		return withNextStep(fmt.Errorf("create %s: %w", *dir, err), "选择一个可写的 --out 目录 choose a writable --out directory")
 	}
-	p := rules.Simulate(rules.SimOptions{Elders: *n, Days: *days, Seed: *seed})
+	p := rules.Simulate(rules.SimOptions{Elders: *n, Days: *days, Seed: *seed, Realistic: *realistic})
 
 	// The configuration: households and their enrolment, no devices (the
 	// engine takes any device that reports for an enrolled household).
@@ -84,14 +85,28 @@ func runSimElders(ctx context.Context, args []string, std stdio) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write event log: %w", err)
 	}
-	truth := simTruth{Elders: *n, Days: *days, Seed: *seed, Incidents: p.Incidents, Aways: p.Aways, Faults: p.Faults, Outages: p.Outages}
+	truth := simTruth{Elders: *n, Days: *days, Seed: *seed, Realistic: *realistic, Incidents: p.Incidents, Aways: p.Aways,
+		Faults: p.Faults, Outages: p.Outages, Episodes: p.Episodes}
+	if *realistic {
+		truth.Profiles = p.Elders
+	}
 	tb, _ := json.MarshalIndent(truth, "", "  ")
 	if err := os.WriteFile(filepath.Join(*dir, "truth.json"), tb, 0o644); err != nil {
 		return fmt.Errorf("write truth: %w", err)
 	}
-	fmt.Fprintf(std.out, "已生成 wrote %d elders × %d days: %d events, %d labelled incidents, %d away/hospital stays, %d sensor faults, %d gateway outages\n",
-		*n, *days, len(p.Records), len(p.Incidents), len(p.Aways), len(p.Faults), len(p.Outages))
-	fmt.Fprintf(std.out, "回放 replay: lintel replay -c %s --events %s --truth %s --out %s\n",
+	flagged := 0
+	for _, a := range p.Aways {
+		if !a.ModeAt.IsZero() {
+			flagged++
+		}
+	}
+	kind := "issue-6 routines"
+	if *realistic {
+		kind = "realistic routines"
+	}
+	fmt.Fprintf(std.out, "已生成 wrote %d elders × %d days (%s): %d events, %d labelled incidents, %d absences (%d with a mode set), %d sensor faults, %d gateway outages\n",
+		*n, *days, kind, len(p.Records), len(p.Incidents), len(p.Aways), flagged, len(p.Faults), len(p.Outages))
+	fmt.Fprintf(std.out, "回放 replay: lintel replay --compare -c %s --events %s --truth %s --out %s\n",
 		filepath.Join(*dir, "lintel.yaml"), filepath.Join(*dir, "events.jsonl"), filepath.Join(*dir, "truth.json"), filepath.Join(*dir, "alerts.jsonl"))
 	return nil
 }

@@ -19,28 +19,38 @@ type SimOptions struct {
 	// Start is local midnight of the first day (default Monday
 	// 2026-03-02 00:00 +08:00).
 	Start time.Time
+	// Realistic adds the routines real single-resident traces show
+	// (issue 12; sim_routines.go): per-elder routine types — long days
+	// out (7–13 h), weekend trips with away mode set late or never, door
+	// cycles without leaving, visitors, elders who rarely leave, early
+	// risers, late sleepers, long naps — stuck sensors (a PIR stuck on or
+	// off, a door contact stuck open) and collapses right after a door
+	// cycle. False gives the population of issue 6, unchanged for a
+	// given seed. `lintel sim elders` and docs/rules.md use true.
+	Realistic bool
 }
 
 // Incident kinds injected by the simulator (the ground truth).
 const (
-	IncCollapse         = "collapse"           // collapse at home: no activity until found
-	IncNotReturned      = "not_returned"       // left by day, not back for 13–16 h
-	IncNotReturnedNight = "not_returned_night" // left at night, back after 1.5–3 h
-	IncNightWandering   = "night_wandering"    // 4–7 door openings in one night, at home
-	IncDoorLeftOpen     = "door_left_open"     // door open 30–120 min while at home
-	IncSOS              = "sos"                // SOS pressed (once or twice) at home; help comes 8–40 min later
-	IncLoitering        = "loitering"          // a stranger lingers at the door 4–10 min by day, door shut (peephole)
-	IncNightDoorbells   = "night_doorbells"    // 3–5 rings at night 2–8 min apart, door shut (peephole)
+	IncCollapse          = "collapse"            // collapse at home: no activity until found
+	IncCollapseAfterDoor = "collapse_after_door" // realistic only: a door open + close (coming home, the bins, a delivery), then a collapse right after; no activity until found
+	IncNotReturned       = "not_returned"        // left by day, not back for 13–16 h
+	IncNotReturnedNight  = "not_returned_night"  // left at night, back after 1.5–3 h
+	IncNightWandering    = "night_wandering"     // 4–7 door openings in one night, at home
+	IncDoorLeftOpen      = "door_left_open"      // door open 30–120 min while at home
+	IncSOS               = "sos"                 // SOS pressed (once or twice) at home; help comes 8–40 min later
+	IncLoitering         = "loitering"           // a stranger lingers at the door 4–10 min by day, door shut (peephole)
+	IncNightDoorbells    = "night_doorbells"     // 3–5 rings at night 2–8 min apart, door shut (peephole)
 )
 
 // IncidentKinds lists the kinds in report order.
-var IncidentKinds = []string{IncCollapse, IncNotReturned, IncNotReturnedNight, IncNightWandering, IncDoorLeftOpen,
+var IncidentKinds = []string{IncCollapse, IncCollapseAfterDoor, IncNotReturned, IncNotReturnedNight, IncNightWandering, IncDoorLeftOpen,
 	IncSOS, IncLoitering, IncNightDoorbells}
 
 // incidentTarget is when each kind must be detected, as the report says
 // it (the incidents' Deadline holds the exact time).
 var incidentTarget = map[string]string{
-	IncCollapse: "threshold + 5 min", IncNotReturned: "threshold + 5 min", IncNotReturnedNight: "threshold + 5 min",
+	IncCollapse: "threshold + 5 min", IncCollapseAfterDoor: "threshold + 5 min", IncNotReturned: "threshold + 5 min", IncNotReturnedNight: "threshold + 5 min",
 	IncNightWandering: "4th opening + 1 min", IncDoorLeftOpen: "threshold + 5 min",
 	IncSOS: "10 s", IncLoitering: "loitering + 1 min", IncNightDoorbells: "3rd ring + 1 min",
 }
@@ -58,13 +68,20 @@ type Incident struct {
 	Threshold time.Duration `json:"threshold_ns"`
 }
 
-// Period is a labelled interval (an away or hospital stay, a sensor
-// fault, a gateway outage).
+// Period is a labelled interval: an absence (Population.Aways: What
+// "away", "hospital", "trip", "trip_away_late", "outing"), a sensor fault
+// (Faults: "pir_silent", "battery_low", "pir_stuck_on",
+// "door_stuck_open", "pir_stuck_off"), a gateway outage (Outages:
+// "reboot", "power_cut") or a routine episode (Episodes: "door_cycle",
+// "visitor", "nap").
 type Period struct {
 	Household string    `json:"household,omitempty"`
 	What      string    `json:"what"`
 	From      time.Time `json:"from"`
 	To        time.Time `json:"to"`
+	// ModeAt is when staff set the away or hospital mode of an absence;
+	// zero when nobody did (a trip or a day out nobody was told of).
+	ModeAt time.Time `json:"mode_at,omitzero"`
 }
 
 // Record is one simulated event in compact form (a population of 200
@@ -115,6 +132,13 @@ type Population struct {
 	Aways        []Period
 	Faults       []Period
 	Outages      []Period
+	// Elders is each elder's make-up (routine types, usual wake and
+	// sleep), in Households order.
+	Elders []SimElder
+	// Episodes are labelled routine episodes that must raise nothing:
+	// door cycles without leaving, visitors, naps of an hour or more
+	// (realistic populations only).
+	Episodes []Period
 
 	devs [][4]string // door, pir, peephole, sos ids per elder
 }
@@ -181,6 +205,14 @@ type simGen struct {
 	idx uint16
 	p   elderProfile
 	out []Record
+
+	// Realistic populations only (sim_routines.go).
+	ps       *persona
+	sleptAt  int64              // when the elder went to bed the day before (late sleepers: after midnight)
+	longOut  map[int64][2]int64 // local midnight → a long day out (leave, back)
+	nextDoor int64              // housebound: local midnight of the next day the door is used
+	episodes []Period
+	house    string
 }
 
 func (g *simGen) add(t int64, k uint8) { g.out = append(g.out, Record{T: t, Elder: g.idx, Kind: k}) }
@@ -365,10 +397,12 @@ type block struct {
 	events   []Record
 }
 
-// Simulate builds a synthetic population: realistic routines (sleep,
-// meals and naps, outings, rubbish runs, callers and family visits,
-// night toilet trips), flagged away and hospital stays, sensor faults and
-// gateway outages, with labelled incidents injected.
+// Simulate builds a synthetic population: daily routines (sleep, meals
+// and naps, outings, rubbish runs, callers and family visits, night
+// toilet trips), flagged away and hospital stays, sensor faults and
+// gateway outages, with labelled incidents injected. With o.Realistic,
+// each elder also draws routine types (sim_routines.go) and may get a
+// stuck sensor; collapses may come right after a door cycle.
 func Simulate(o SimOptions) *Population {
 	if o.Start.IsZero() {
 		o.Start = time.Date(2026, 3, 2, 0, 0, 0, 0, time.FixedZone("CST", 8*3600))
@@ -416,13 +450,33 @@ func Simulate(o SimOptions) *Population {
 		}}
 		p.Unsupervised = append(p.Unsupervised, r.Float64() < 0.2)
 		h := p.Households[i]
+		g.house = h
+		var rr *rand.Rand // the realistic routines' own stream
+		if o.Realistic {
+			rr = rand.New(rand.NewPCG(o.Seed^0x7265616c, uint64(i)+1))
+			g.ps = drawPersona(rr, &g.p)
+		}
+		p.Elders = append(p.Elders, g.simElder(p.Unsupervised[i]))
 		var blocks []block
-		free := func(a, b int64) bool {
+		// reserved are the long days out: incidents keep clear of them.
+		var reserved []block
+		freeBlocks := func(a, b int64) bool {
 			if a < start+msDay || b > end-msDay || busyCompound(a, b) {
 				return false
 			}
 			for _, x := range blocks {
 				if a < x.to+msDay && b > x.from-msDay {
+					return false
+				}
+			}
+			return true
+		}
+		free := func(a, b int64) bool {
+			if !freeBlocks(a, b) {
+				return false
+			}
+			for _, x := range reserved {
+				if a < x.to+2*msHour && b > x.from-2*msHour {
 					return false
 				}
 			}
@@ -440,9 +494,11 @@ func Simulate(o SimOptions) *Population {
 			sub := &simGen{r: r, idx: g.idx, p: g.p}
 			sub.leave(from)
 			sub.back(to)
-			b.events = append(sub.out, mode(from+g.uni(10*msMin, 2*msHour), what, to+g.uni(2*msHour, 24*msHour)))
+			m := mode(from+g.uni(10*msMin, 2*msHour), what, to+g.uni(2*msHour, 24*msHour))
+			b.events = append(sub.out, m)
 			blocks = append(blocks, b)
-			p.Aways = append(p.Aways, Period{Household: h, What: what, From: time.UnixMilli(from).UTC(), To: time.UnixMilli(to).UTC()})
+			p.Aways = append(p.Aways, Period{Household: h, What: what, From: time.UnixMilli(from).UTC(), To: time.UnixMilli(to).UTC(),
+				ModeAt: time.UnixMilli(m.T).UTC()})
 		}
 		// Flagged stays away: visiting children, hospital.
 		for _, x := range []struct {
@@ -461,6 +517,13 @@ func Simulate(o SimOptions) *Population {
 				}
 			}
 		}
+		if o.Realistic {
+			// Weekend trips (away mode set late or never), then the long
+			// days out around them.
+			g.trips(rr, start, o.Days, freeBlocks, mode, func(b block) { blocks = append(blocks, b) }, &p.Aways)
+			reserved = g.planLongOutings(rr, start, o.Days, blocks, &p.Aways)
+			g.nextDoor = start + int64(rr.IntN(3))*msDay
+		}
 		// Incidents.
 		nInc := 0
 		if r.Float64() < 0.95 {
@@ -471,8 +534,13 @@ func Simulate(o SimOptions) *Population {
 		}
 		var kinds []string
 		for k := 0; k < nInc; k++ {
-			kind := IncidentKinds[0]
-			switch x := r.Float64(); {
+			kind := IncCollapse
+			x := r.Float64()
+			if o.Realistic && x < 0.40 && r.Float64() < 0.4 {
+				// Part of the collapses come right after a door cycle.
+				kind = IncCollapseAfterDoor
+			}
+			switch {
 			case x < 0.40:
 			case x < 0.55:
 				kind = IncNotReturned
@@ -500,7 +568,7 @@ func Simulate(o SimOptions) *Population {
 		for _, kind := range kinds {
 			for try := 0; try < 30; try++ {
 				ds := dayAt(2)
-				inc, b, ok := g.incident(kind, ds, eng, h, mode)
+				inc, b, ok := g.incident(kind, ds, eng, &p.Settings.Elders[i], mode)
 				if ok && free(b.from, b.to) {
 					blocks = append(blocks, b)
 					p.Incidents = append(p.Incidents, inc)
@@ -512,7 +580,11 @@ func Simulate(o SimOptions) *Population {
 		for d := 0; d < o.Days; d++ {
 			ds := start + int64(d)*msDay
 			wd := (floorDiv(ds/1000+8*3600, 86400) + 4) % 7
-			g.day(ds, wd == 0 || wd == 6)
+			if o.Realistic {
+				g.dayReal(ds, wd == 0 || wd == 6)
+			} else {
+				g.day(ds, wd == 0 || wd == 6)
+			}
 		}
 		// Sensor faults: a motion sensor silent for hours; a low battery.
 		var faults []block
@@ -528,6 +600,11 @@ func Simulate(o SimOptions) *Population {
 			t := dayAt(1) + g.uni(0, msDay)
 			g.add(t, kBattery)
 			p.Faults = append(p.Faults, Period{Household: h, What: "battery_low", From: time.UnixMilli(t).UTC(), To: time.UnixMilli(t).UTC()})
+		}
+		var stuck []stuckFault
+		if o.Realistic {
+			stuck = g.stuckFaults(rr, start, o.Days, freeBlocks, faults, &p.Faults)
+			g.applyStuck(stuck)
 		}
 		kept := g.out[:0]
 		for _, rec := range g.out {
@@ -554,6 +631,9 @@ func Simulate(o SimOptions) *Population {
 			kept = append(kept, Record{T: f.from, Elder: g.idx, Kind: kSilent}, Record{T: f.to, Elder: g.idx, Kind: kOnline})
 		}
 		p.Records = append(p.Records, kept...)
+		if o.Realistic {
+			p.Episodes = append(p.Episodes, g.keptEpisodes(blocks, stuck, faults, start, end)...)
+		}
 	}
 	// Outages drop everything recorded meanwhile.
 	if len(outages) > 0 {
@@ -592,11 +672,30 @@ func Simulate(o SimOptions) *Population {
 		return int(a.Elder) - int(b.Elder)
 	})
 	slices.SortFunc(p.Incidents, func(a, b Incident) int { return a.Start.Compare(b.Start) })
+	if o.Realistic && len(outages) > 0 {
+		// An episode the outages cut into is not what the log shows.
+		p.Episodes = slices.DeleteFunc(p.Episodes, func(e Period) bool {
+			for _, x := range outages {
+				if e.From.UnixMilli()-2*msMin < x.to && e.To.UnixMilli()+msMin > x.from {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	if o.Realistic {
+		// Ground truth in time order (the legacy population keeps the
+		// order it always had).
+		for _, ps := range [][]Period{p.Aways, p.Faults, p.Episodes} {
+			slices.SortStableFunc(ps, func(a, b Period) int { return a.From.Compare(b.From) })
+		}
+	}
 	return p
 }
 
 // incident builds one labelled incident on day ds.
-func (g *simGen) incident(kind string, ds int64, eng *Engine, h string, mode func(int64, string, int64) Record) (Incident, block, bool) {
+func (g *simGen) incident(kind string, ds int64, eng *Engine, c *Elder, mode func(int64, string, int64) Record) (Incident, block, bool) {
+	h := c.Household
 	sub := &simGen{r: g.r, idx: g.idx, p: g.p}
 	inc := Incident{Household: h, Kind: kind}
 	var b block
@@ -629,6 +728,8 @@ func (g *simGen) incident(kind string, ds int64, eng *Engine, h string, mode fun
 		b = block{from: from, to: back + 5*msMin}
 		inc.Rule, inc.Start, inc.End, inc.Threshold = RuleInactivity, time.UnixMilli(c), time.UnixMilli(found), T
 		inc.Deadline = inc.Start.Add(T + slack)
+	case IncCollapseAfterDoor:
+		inc, b = g.collapseAfterDoor(sub, ds, eng, inc, mode)
 	case IncNotReturned:
 		l := ds + g.uni(9*msHour, 15*msHour)
 		sub.active(l-msHour, l-3*msMin, 0, 0)
@@ -699,7 +800,7 @@ func (g *simGen) incident(kind string, ds int64, eng *Engine, h string, mode fun
 			sub.add(v+g.uni(msMin, 3*msMin), kBell)
 		}
 		sub.add(v+d+g.uni(5*msMin, 12*msMin), kMotion)
-		T := eng.elders[h].cfg.T.Loitering.Std()
+		T := c.T.Loitering.Std()
 		b = block{from: v - 21*msMin, to: v + d + 13*msMin}
 		inc.Rule, inc.Start, inc.End, inc.Threshold = RuleVisitorLoitering, time.UnixMilli(v), time.UnixMilli(v+d), T
 		inc.Deadline = inc.Start.Add(T + time.Minute)
