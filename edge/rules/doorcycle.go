@@ -116,7 +116,7 @@ const (
 	// stuckOffCycles / stuckOffAfter: a motion sensor that saw nothing
 	// while the door cycled this often, for this long, is blind.
 	stuckOffCycles = 3
-	stuckOffAfter  = 48 * time.Hour
+	stuckOffAfter  = 12 * time.Hour
 )
 
 // roll closes the sensor's counting hours up to the local hour hi.

@@ -411,6 +411,12 @@ func (e *Engine) applySensor(el *elder, ev *event.Event, t time.Time) {
 		if !e.set.Legacy {
 			e.motionAfterDoor(el, t)
 		}
+		if !e.set.Legacy && s.Presence.State == PresenceHome && s.Presence.Basis == BasisDoor && !s.DoorOpen && t.Sub(s.DoorClosedAt) > motionGrace {
+			// Home on the door's word, now seen: say so.
+			s.Presence.Basis = BasisSeen
+			s.Presence.Reason += "; motion at " + e.clockText(t) + " (" + dev + ")"
+			s.Presence.ReasonZh += "；" + e.clockText(t) + " 检测到室内活动（" + dev + "）"
+		}
 		if !s.DoorOpen && (s.DoorClosedAt.IsZero() || t.Sub(s.DoorClosedAt) > motionGrace) && s.Presence.State != PresenceHome {
 			e.setPresence(el, t, PresenceHome, BasisSeen,
 				"motion at "+e.clockText(t)+" ("+dev+")", e.clockText(t)+" 检测到室内活动（"+dev+"）")

@@ -281,12 +281,19 @@ func (e *Engine) ruleNoExit(el *elder, now time.Time, n *nextT) {
 	// (within the night inactivity limit, so a night's sleep does not
 	// count as stillness) is not alarming on its own — inactivity covers
 	// a fall: the longer limit applies then (Hong Kong's 48 h).
+	moving := false
 	if act := el.cfg.T.NoExitActive.Std(); act > T && now.Sub(s.LastMotion) < el.cfg.T.InactivityNight.Std() && !e.allRoleSilent(el, "motion") {
-		T = act
+		T, moving = act, true
 		if due = start.Add(T); now.Before(due) {
 			n.at(due)
 			return
 		}
+	}
+	if moving && !e.set.Legacy && e.inNight(el.cfg, now) {
+		// Days indoors while she moves about is a welfare check for
+		// staff by day, not a night page (a fall is inactivity's).
+		n.at(e.nextAt(now, el.cfg.DayStart))
+		return
 	}
 	h := e.decide(el, RuleNoExit, start, now, T, []string{"door"}, n)
 	if h == nil {
@@ -297,10 +304,17 @@ func (e *Engine) ruleNoExit(el *elder, now time.Time, n *nextT) {
 	if !s.LastDoor.IsZero() {
 		last, lastZh = e.clockText(s.LastDoor), e.clockText(s.LastDoor)
 	}
-	e.raise(el, RuleNoExit, start, now, h,
-		fmt.Sprintf("已 %s 未开门外出（阈值 %s；最后一次开关门 %s）", fmtZh(now.Sub(start)), fmtZh(T), lastZh),
-		fmt.Sprintf("no door activity for %s (limit %s; last door event %s)", fmtEn(now.Sub(start)), fmtEn(T), last),
-		map[string]any{"no_exit": el.cfg.T.NoExit.String(), "no_exit_active": el.cfg.T.NoExitActive.String(), "applied": T.String()})
+	zh := fmt.Sprintf("已 %s 未开门外出（阈值 %s；最后一次开关门 %s）", fmtZh(now.Sub(start)), fmtZh(T), lastZh)
+	en := fmt.Sprintf("no door activity for %s (limit %s; last door event %s)", fmtEn(now.Sub(start)), fmtEn(T), last)
+	thr := map[string]any{"no_exit": el.cfg.T.NoExit.String(), "no_exit_active": el.cfg.T.NoExitActive.String(), "applied": T.String()}
+	if moving && !e.set.Legacy {
+		thr["variant"] = "indoors_active_notice"
+		e.raiseAs(el, RuleNoExit, event.Warning, AudienceStaff, start, now, h,
+			"提醒物业（关怀走访）："+zh+"；室内活动正常，请白天上门或电话问候",
+			"notice to staff (welfare check): "+en+"; she is moving about inside: call or visit by day", thr)
+		return
+	}
+	e.raise(el, RuleNoExit, start, now, h, zh, en, thr)
 }
 
 func (e *Engine) ruleNotReturned(el *elder, now time.Time, n *nextT) {

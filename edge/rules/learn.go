@@ -40,18 +40,25 @@ const (
 	habitHalfLife = 14 * 24 * time.Hour
 	// habitMinDays is how much (decayed) history learned limits need.
 	habitMinDays = 7.0
+	// habitMinDaysOut is the history learned outing lengths need.
+	habitMinDaysOut = 3.0
 	// habitMinWeight is how many (decayed) samples around an hour a
 	// learned limit needs.
-	habitMinWeight = 6.0
+	habitMinWeight = 4.0
 
 	// Outing limit for not_returned (floor: the configured limit).
 	outQuantile = 0.95
 	outFactor   = 1.25
 	outAdd      = 30 * time.Minute
 	outCap      = 3 // times the configured limit
+	// The fall check after an unseen departure: she is not back by the
+	// time she nearly always is from that hour.
+	returnQuantile = 0.99
+	returnFactor   = 1.25
+	returnAdd      = 30 * time.Minute
 	// longOutShare: an elder with at least this share of outings longer
 	// than the configured not-returned limit "often goes out for long".
-	longOutShare = 0.08
+	longOutShare = 0.04
 
 	// Histogram bins: lengths from 10 min up, each bin 1.2 times the last;
 	// 34 bins reach 72 h.
@@ -68,6 +75,9 @@ var (
 	quietFactor     = 1.6
 	quietAdd        = 30 * time.Minute
 	habitMinWeightQ = 20.0
+	// habitMinWeightAfter: quiet spells after the door closed needed for
+	// their own limit.
+	habitMinWeightAfter = 10.0
 )
 
 // binOf returns the histogram bin of a length (lengths below binBase are
@@ -98,31 +108,42 @@ type hourHist [2][24][nBins]float64
 // apart from the elder's state (rules.habits/<household>) and less often:
 // losing an hour of learning at a crash costs nothing.
 type habits struct {
-	V     int               `json:"v"`
-	Day   int64             `json:"day"`  // local day of the last decay
-	Days  float64           `json:"days"` // decayed count of days learned from
-	Quiet hourHist          `json:"-"`
-	Out   hourHist          `json:"-"`
+	V     int      `json:"v"`
+	Day   int64    `json:"day"`  // local day of the last decay
+	Days  float64  `json:"days"` // decayed count of days learned from
+	Quiet hourHist `json:"-"`
+	Out   hourHist `json:"-"`
+	// After holds the quiet spells that began with the door closing while
+	// she was in (come home, took a parcel in): usually minutes.
+	After hourHist          `json:"-"`
 	Dep   [2][24][2]float64 `json:"-"` // door cycles from home: [stayed in, went out]
-	dirty bool
+	// Long counts absences longer than the configured not-returned limit
+	// that ended with the elder back, forgotten far more slowly (a trip to
+	// family every month or two is a habit too).
+	Long    float64 `json:"-"`
+	LongDay int64   `json:"-"`
+	dirty   bool
 }
 
 // habitsJSON is the persisted form: only the bins that hold weight, as
 // [day type, hour, bin, weight×1000] rows, so a new elder's habits are a
 // few bytes and a learned one a few KB.
 type habitsJSON struct {
-	V     int        `json:"v"`
-	Day   int64      `json:"day"`
-	Days  float64    `json:"days"`
-	Quiet [][4]int64 `json:"quiet,omitempty"`
-	Out   [][4]int64 `json:"out,omitempty"`
-	Dep   [][4]int64 `json:"dep,omitempty"` // [day type, hour, went out (0/1), count×1000]
+	V       int        `json:"v"`
+	Day     int64      `json:"day"`
+	Days    float64    `json:"days"`
+	Quiet   [][4]int64 `json:"quiet,omitempty"`
+	Out     [][4]int64 `json:"out,omitempty"`
+	After   [][4]int64 `json:"after,omitempty"`
+	Dep     [][4]int64 `json:"dep,omitempty"` // [day type, hour, went out (0/1), count×1000]
+	Long    float64    `json:"long,omitempty"`
+	LongDay int64      `json:"long_day,omitempty"`
 }
 
 const weightScale = 1000
 
 func (h *habits) MarshalJSON() ([]byte, error) {
-	j := habitsJSON{V: habitsVersion, Day: h.Day, Days: math.Round(h.Days*1000) / 1000}
+	j := habitsJSON{V: habitsVersion, Day: h.Day, Days: math.Round(h.Days*1000) / 1000, Long: math.Round(h.Long*1000) / 1000, LongDay: h.LongDay}
 	pack := func(hh *hourHist) [][4]int64 {
 		var out [][4]int64
 		for dt := range 2 {
@@ -136,7 +157,7 @@ func (h *habits) MarshalJSON() ([]byte, error) {
 		}
 		return out
 	}
-	j.Quiet, j.Out = pack(&h.Quiet), pack(&h.Out)
+	j.Quiet, j.Out, j.After = pack(&h.Quiet), pack(&h.Out), pack(&h.After)
 	for dt := range 2 {
 		for hr := range 24 {
 			for k := range 2 {
@@ -157,7 +178,10 @@ func (h *habits) UnmarshalJSON(b []byte) error {
 	if j.V != habitsVersion {
 		return fmt.Errorf("habits version %d", j.V)
 	}
-	*h = habits{V: j.V, Day: j.Day, Days: j.Days}
+	if j.Long < 0 || j.Days < 0 {
+		return fmt.Errorf("habits: negative count")
+	}
+	*h = habits{V: j.V, Day: j.Day, Days: j.Days, Long: j.Long, LongDay: j.LongDay}
 	unpack := func(rows [][4]int64, hh *hourHist) error {
 		for _, r := range rows {
 			if r[0] < 0 || r[0] > 1 || r[1] < 0 || r[1] > 23 || r[2] < 0 || r[2] >= nBins || r[3] < 0 {
@@ -171,6 +195,9 @@ func (h *habits) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	if err := unpack(j.Out, &h.Out); err != nil {
+		return err
+	}
+	if err := unpack(j.After, &h.After); err != nil {
 		return err
 	}
 	for _, r := range j.Dep {
@@ -197,6 +224,7 @@ func (h *habits) decayTo(d int64) {
 			for b := range nBins {
 				h.Quiet[dt][hr][b] *= f
 				h.Out[dt][hr][b] *= f
+				h.After[dt][hr][b] *= f
 			}
 			h.Dep[dt][hr][0] *= f
 			h.Dep[dt][hr][1] *= f
@@ -227,13 +255,20 @@ func (e *Engine) localDay(t time.Time) int64 {
 // learnQuiet records a quiet gap at home that began at start.
 func (e *Engine) learnQuiet(el *elder, start time.Time, d time.Duration) {
 	b := binOf(d)
-	if b < 0 || e.set.Legacy || !el.cfg.Learn {
+	after := afterDoor(el.st, start)
+	if b < 0 && !after || e.set.Legacy || !el.cfg.Learn {
 		return
 	}
 	h := el.hb
 	h.decayTo(e.localDay(start.Add(d)))
 	s := e.slotOf(start)
-	h.Quiet[s.dt][s.hr][b]++
+	if b >= 0 {
+		h.Quiet[s.dt][s.hr][b]++
+	}
+	if after {
+		// The short ones are most of them (she walks in): they count.
+		h.After[s.dt][s.hr][max(b, 0)]++
+	}
 	h.dirty = true
 }
 
@@ -247,7 +282,30 @@ func (e *Engine) learnOuting(el *elder, left time.Time, d time.Duration) {
 	h.decayTo(e.localDay(left.Add(d)))
 	s := e.slotOf(left)
 	h.Out[s.dt][s.hr][b]++
+	if d >= el.cfg.T.NotReturned.Std() {
+		day := e.localDay(left.Add(d))
+		h.Long = h.longAt(day) + 1
+		h.LongDay = day
+	}
 	h.dirty = true
+}
+
+// longHalfLife is how fast long absences are forgotten.
+const longHalfLife = 60
+
+// longAt is the decayed count of long absences on local day d.
+func (h *habits) longAt(d int64) float64 {
+	if h.Long == 0 || d <= h.LongDay {
+		return h.Long
+	}
+	return h.Long * math.Pow(0.5, float64(d-h.LongDay)/longHalfLife)
+}
+
+// awayTaker reports whether the elder came back from an absence longer
+// than the not-returned limit in the last months (a trip to family):
+// her next long absence is most likely another one.
+func (e *Engine) awayTaker(el *elder, now time.Time) bool {
+	return e.learnedOut(el) && !el.cfg.Risk[RiskDementia] && el.hb.longAt(e.localDay(now)) >= 0.5
 }
 
 // learnDoorUse records what a door cycle from home at t turned out to be.
@@ -318,13 +376,21 @@ func quantile(sum [nBins]float64, w, q float64) time.Duration {
 	return binTop(nBins - 1)
 }
 
+// learnedOut reports whether the elder has enough history for learned
+// outing lengths: a few days of her own outings suffice to lengthen an
+// absence limit (which the configured one bounds from below).
+func (e *Engine) learnedOut(el *elder) bool {
+	return !e.set.Legacy && el.cfg.Learn && el.hb.Days >= habitMinDaysOut
+}
+
 // learned reports whether the elder has enough history for learned limits.
 func (e *Engine) learned(el *elder) bool {
 	return !e.set.Legacy && el.cfg.Learn && el.hb.Days >= habitMinDays
 }
 
 // Limit is a limit in force and why, as alerts and the household page
-// show it.
+// show it. The engine computes limits on every evaluation and words them
+// only when someone reads them ([Limit.explained]).
 type Limit struct {
 	Applied    time.Duration `json:"applied"`
 	Configured time.Duration `json:"configured"`
@@ -334,6 +400,14 @@ type Limit struct {
 	Basis   string        `json:"basis"` // configured, learned, floor, ceiling
 	WhyZh   string        `json:"why_zh"`
 	WhyEn   string        `json:"why_en"`
+
+	outing   bool          // a not-returned limit (else inactivity)
+	dementia bool          // configured because of the risk
+	q        time.Duration // the learned quantile
+	hr       int           // local hour the limit is for
+	floor    time.Duration
+	// afterDoor: learned from her quiet spells after the door closed.
+	afterDoor bool
 }
 
 func (l Limit) view() map[string]any {
@@ -345,41 +419,76 @@ func (l Limit) view() map[string]any {
 	return m
 }
 
+// explained returns the limit with its reasons worded.
+func (l Limit) explained() Limit {
+	at := hhmm(l.hr * 60)
+	switch {
+	case l.outing && l.dementia:
+		l.WhyZh, l.WhyEn = "认知障碍风险：使用配置阈值，不按习惯放宽", "dementia risk: the configured limit, never lengthened by habit"
+	case l.outing && l.Learned == 0:
+		l.WhyZh, l.WhyEn = "使用配置阈值", "the configured limit"
+	case l.outing && l.Basis == "configured":
+		l.WhyZh = fmt.Sprintf("个人外出通常 %s 内返回，使用配置阈值 %s", fmtZh(l.q), fmtZh(l.Configured))
+		l.WhyEn = fmt.Sprintf("the elder is usually back within %s: the configured %s applies", fmtEn(l.q), fmtEn(l.Configured))
+	case l.outing:
+		l.WhyZh = fmt.Sprintf("按近几周个人习惯：%s 前后出门，95%% 在 %s 内返回（再留余量）；不短于配置的 %s", at, fmtZh(l.q), fmtZh(l.Configured))
+		l.WhyEn = fmt.Sprintf("from the elder's last weeks: 95%% of outings leaving around %s are back within %s (plus a margin); never shorter than the configured %s",
+			at, fmtEn(l.q), fmtEn(l.Configured))
+	case l.Basis == "configured":
+		l.WhyZh, l.WhyEn = "使用配置阈值（尚无足够的个人作息数据）", "the configured limit (not enough of the elder's own history yet)"
+	case l.Basis == "ceiling":
+		l.WhyZh = fmt.Sprintf("按个人作息应为 %s，不超过配置上限 %s", fmtZh(l.Learned), fmtZh(l.Configured))
+		l.WhyEn = fmt.Sprintf("the elder's own days give %s; never above the configured %s", fmtEn(l.Learned), fmtEn(l.Configured))
+	case l.Basis == "floor":
+		l.WhyZh = fmt.Sprintf("个人作息安静时段很短，使用下限 %s", fmtZh(l.floor))
+		l.WhyEn = fmt.Sprintf("the elder's quiet spells are short: the floor of %s applies", fmtEn(l.floor))
+	case l.afterDoor:
+		l.WhyZh = fmt.Sprintf("按近几周个人作息：%s 前后进门（关门）后，99%% 在 %s 内就有室内活动（再留余量）；配置上限 %s", at, fmtZh(l.q), fmtZh(l.Configured))
+		l.WhyEn = fmt.Sprintf("from the elder's last weeks: after the door closes behind her around %s, 99%% of the time she is seen moving within %s (plus a margin); configured ceiling %s",
+			at, fmtEn(l.q), fmtEn(l.Configured))
+	default:
+		l.WhyZh = fmt.Sprintf("按近几周个人作息：%s 前后开始的安静时段，99%% 不超过 %s（再留余量）；配置上限 %s", at, fmtZh(l.q), fmtZh(l.Configured))
+		l.WhyEn = fmt.Sprintf("from the elder's last weeks: 99%% of quiet spells beginning around %s end within %s (plus a margin); configured ceiling %s",
+			at, fmtEn(l.q), fmtEn(l.Configured))
+	}
+	return l
+}
+
 // inactivityLimit is the inactivity limit for a silence that began at
 // start: the learned one, bounded by the configured limit that applies
 // (ceiling) and the configured floor.
 func (e *Engine) inactivityLimit(el *elder, start time.Time) Limit {
 	c := el.cfg
 	ceil := e.inactivityThreshold(c, start)
-	l := Limit{Applied: ceil, Configured: ceil, Basis: "configured",
-		WhyZh: "使用配置阈值（尚无足够的个人作息数据）", WhyEn: "the configured limit (not enough of the elder's own history yet)"}
+	s := e.slotOf(start)
+	l := Limit{Applied: ceil, Configured: ceil, Basis: "configured", hr: s.hr, floor: c.T.InactivityFloor.Std()}
 	if !e.learned(el) {
 		return l
 	}
-	s := e.slotOf(start)
-	sum, w := widened(&el.hb.Quiet, s, habitMinWeightQ)
-	if w < habitMinWeightQ {
+	hist, minW := &el.hb.Quiet, habitMinWeightQ
+	if afterDoor(el.st, start) {
+		// A silence that began with the door closing: her quiet spells
+		// after coming in (or taking something in at the door).
+		hist, minW, l.afterDoor = &el.hb.After, habitMinWeightAfter, true
+	}
+	sum, w := widened(hist, s, minW)
+	if w < minW && l.afterDoor {
+		sum, w = widened(&el.hb.Quiet, s, habitMinWeightQ)
+		minW, l.afterDoor = habitMinWeightQ, false
+	}
+	if w < minW {
 		return l
 	}
-	q := quantile(sum, w, quietQuantile)
-	learned := time.Duration(float64(q)*quietFactor) + quietAdd
+	l.q = quantile(sum, w, quietQuantile)
+	learned := time.Duration(float64(l.q)*quietFactor) + quietAdd
 	l.Learned = learned.Round(time.Minute)
-	floor := c.T.InactivityFloor.Std()
 	switch {
 	case learned >= ceil:
 		l.Basis = "ceiling"
-		l.WhyZh = fmt.Sprintf("按个人作息应为 %s，不超过配置上限 %s", fmtZh(l.Learned), fmtZh(ceil))
-		l.WhyEn = fmt.Sprintf("the elder's own days give %s; never above the configured %s", fmtEn(l.Learned), fmtEn(ceil))
-	case learned <= floor:
-		l.Applied, l.Basis = floor, "floor"
-		l.WhyZh = fmt.Sprintf("个人作息安静时段很短，使用下限 %s", fmtZh(floor))
-		l.WhyEn = fmt.Sprintf("the elder's quiet spells are short: the floor of %s applies", fmtEn(floor))
+	case learned <= l.floor:
+		l.Applied, l.Basis = l.floor, "floor"
 	default:
 		l.Applied, l.Basis = l.Learned, "learned"
-		l.WhyZh = fmt.Sprintf("按近几周个人作息：%s 前后开始的安静时段，99%% 不超过 %s（再留余量）；配置上限 %s",
-			hhmm(s.hr*60), fmtZh(q), fmtZh(ceil))
-		l.WhyEn = fmt.Sprintf("from the elder's last weeks: 99%% of quiet spells beginning around %s end within %s (plus a margin); configured ceiling %s",
-			hhmm(s.hr*60), fmtEn(q), fmtEn(ceil))
 	}
 	return l
 }
@@ -393,31 +502,21 @@ func (e *Engine) outingLimit(el *elder, left time.Time, night bool) Limit {
 	if night {
 		T = c.T.NotReturnedNight.Std()
 	}
-	l := Limit{Applied: T, Configured: T, Basis: "configured",
-		WhyZh: "使用配置阈值", WhyEn: "the configured limit"}
-	if !e.learned(el) || el.cfg.Risk[RiskDementia] {
-		if el.cfg.Risk[RiskDementia] {
-			l.WhyZh, l.WhyEn = "认知障碍风险：使用配置阈值，不按习惯放宽", "dementia risk: the configured limit, never lengthened by habit"
-		}
+	s := e.slotOf(left)
+	l := Limit{Applied: T, Configured: T, Basis: "configured", outing: true, hr: s.hr, dementia: c.Risk[RiskDementia]}
+	if l.dementia || !e.learnedOut(el) {
 		return l
 	}
-	sum, w := pooled(&el.hb.Out, e.slotOf(left))
+	sum, w := widened(&el.hb.Out, s, habitMinWeight)
 	if w < habitMinWeight {
 		return l
 	}
-	q := quantile(sum, w, outQuantile)
-	learned := time.Duration(float64(q)*outFactor) + outAdd
+	l.q = quantile(sum, w, outQuantile)
+	learned := time.Duration(float64(l.q)*outFactor) + outAdd
 	l.Learned = learned.Round(time.Minute)
-	if learned <= T {
-		l.WhyZh = fmt.Sprintf("个人外出通常 %s 内返回，使用配置阈值 %s", fmtZh(q), fmtZh(T))
-		l.WhyEn = fmt.Sprintf("the elder is usually back within %s: the configured %s applies", fmtEn(q), fmtEn(T))
-		return l
+	if learned > T {
+		l.Applied, l.Basis = min(learned, time.Duration(outCap)*T), "learned"
 	}
-	l.Applied, l.Basis = min(learned, time.Duration(outCap)*T), "learned"
-	l.WhyZh = fmt.Sprintf("按近几周个人习惯：%s 前后出门，95%% 在 %s 内返回（再留余量）；不短于配置的 %s",
-		e.clockText(left)[6:], fmtZh(q), fmtZh(T))
-	l.WhyEn = fmt.Sprintf("from the elder's last weeks: 95%% of outings leaving around %s are back within %s (plus a margin); never shorter than the configured %s",
-		e.clockText(left)[6:], fmtEn(q), fmtEn(T))
 	return l
 }
 
@@ -425,7 +524,7 @@ func (e *Engine) outingLimit(el *elder, left time.Time, night bool) Limit {
 // configured not-returned limit (a job, a family they visit): their long
 // absences are notices to staff by day, not care alerts at night.
 func (e *Engine) longOuter(el *elder) bool {
-	if !e.learned(el) || el.cfg.Risk[RiskDementia] {
+	if !e.learnedOut(el) || el.cfg.Risk[RiskDementia] {
 		return false
 	}
 	T := el.cfg.T.NotReturned.Std()
@@ -467,15 +566,15 @@ func (e *Engine) departureShare(el *elder, t time.Time) (p float64, ok bool) {
 // outing that began at left (a very high quantile with a wide margin),
 // and whether history gives one.
 func (e *Engine) usualReturn(el *elder, left time.Time) (time.Duration, bool) {
-	if !e.learned(el) {
+	if !e.learnedOut(el) {
 		return 0, false
 	}
-	sum, w := pooled(&el.hb.Out, e.slotOf(left))
+	sum, w := widened(&el.hb.Out, e.slotOf(left), habitMinWeight)
 	if w < habitMinWeight {
 		return 0, false
 	}
-	q := quantile(sum, w, quietQuantile)
-	return time.Duration(float64(q)*quietFactor) + quietAdd, true
+	q := quantile(sum, w, returnQuantile)
+	return time.Duration(float64(q)*returnFactor) + returnAdd, true
 }
 
 // learnGap learns the quiet gap from prev to t that activity by dev just
@@ -485,7 +584,7 @@ func (e *Engine) usualReturn(el *elder, left time.Time) (time.Duration, bool) {
 func (e *Engine) learnGap(el *elder, prev, t time.Time, dev string) {
 	s := el.st
 	d := t.Sub(prev)
-	if d < binBase || s.Mode.Name != ModeNormal || s.ResumedAt.After(prev) || s.ArmFrom[RuleInactivity].After(prev) {
+	if d < binBase && !afterDoor(s, prev) || s.Mode.Name != ModeNormal || s.ResumedAt.After(prev) || s.ArmFrom[RuleInactivity].After(prev) {
 		return
 	}
 	switch s.Presence.State {
@@ -507,4 +606,11 @@ func (e *Engine) learnGap(el *elder, prev, t time.Time, dev string) {
 		return
 	}
 	e.learnQuiet(el, prev, d)
+}
+
+// afterDoor reports whether a silence that began at start began with the
+// door closing (or with the motion of the person at the door just after).
+func afterDoor(s *elderState, start time.Time) bool {
+	c := s.DoorClosedAt
+	return !c.IsZero() && !start.Before(c) && start.Sub(c) <= motionGrace
 }

@@ -510,7 +510,7 @@ func (e *Engine) Snapshot() Snapshot {
 			if s.Presence.State == PresenceAway && !s.LeftAt.IsZero() {
 				left, night = s.LeftAt, s.LeftAtNight
 			}
-			v.Limits = []RuleLimit{{RuleInactivity, e.inactivityLimit(el, quiet)}, {RuleNotReturned, e.outingLimit(el, left, night)}}
+			v.Limits = []RuleLimit{{RuleInactivity, e.inactivityLimit(el, quiet).explained()}, {RuleNotReturned, e.outingLimit(el, left, night).explained()}}
 		}
 		for _, r := range AllRules {
 			if a := s.Alerts[r]; a != nil {

@@ -225,6 +225,9 @@ type Report struct {
 }
 
 type raisedAlert struct {
+	// both: an alert that names two hypotheses (fallen at home, or not
+	// back), as the fall check after an unseen departure does.
+	both      bool
 	rule      Rule
 	household string
 	audience  string
@@ -280,6 +283,9 @@ func Evaluate(p *Population, derived []*event.Event, st ReplayStats) Report {
 			Rule        Rule   `json:"rule"`
 			Audience    string `json:"audience"`
 			ProposeMode string `json:"propose_mode"`
+			Thresholds  struct {
+				Variant string `json:"variant"`
+			} `json:"thresholds"`
 		}
 		switch ev.Kind {
 		case event.ElderAlertRaised:
@@ -290,7 +296,8 @@ func Evaluate(p *Population, derived []*event.Event, st ReplayStats) Report {
 					d.Audience = AudienceStaff
 				}
 			}
-			alerts = append(alerts, &raisedAlert{rule: d.Rule, household: ev.Household, audience: d.Audience, t: ev.Time})
+			alerts = append(alerts, &raisedAlert{rule: d.Rule, household: ev.Household, audience: d.Audience, t: ev.Time,
+				both: d.Thresholds.Variant == VariantAfterDoorUnseen || d.Thresholds.Variant == VariantAfterDoorNotice})
 		case event.ElderHint:
 			_ = json.Unmarshal(ev.Data, &d)
 			if d.ProposeMode == ModeAway {
@@ -342,7 +349,9 @@ func Evaluate(p *Population, derived []*event.Event, st ReplayStats) Report {
 			}
 			if !a.t.Before(hit0) && !a.t.After(hit1) {
 				switch {
-				case a.rule == inc.Rule:
+				case a.rule == inc.Rule || a.both && inc.Rule == RuleNotReturned:
+					// The fall check of an unseen departure says "fallen at
+					// home, or not back": it answers an absence too.
 					if hit == nil {
 						hit = a
 					}

@@ -29,6 +29,7 @@ func (e *Engine) inactivityAtHome(el *elder, now time.Time, n *nextT) {
 	if h == nil {
 		return
 	}
+	lim = lim.explained()
 	variant, win, winEn := "day", "白天", "day"
 	if lim.Configured != el.cfg.T.InactivityDay.Std() {
 		variant, win, winEn = "night", "跨夜间", "night"
@@ -57,6 +58,13 @@ func (e *Engine) inactivityAtHome(el *elder, now time.Time, n *nextT) {
 	})
 }
 
+// Variants of the fall check after an unseen departure
+// (thresholds.variant of its inactivity alert).
+const (
+	VariantAfterDoorUnseen = "after_door_unseen" // care alert: fallen at home, or not back
+	VariantAfterDoorNotice = "after_door_notice" // staff notice: often out this long, phone her
+)
+
 // fallAfterDoor keeps the other hypothesis of an unseen departure alive:
 // the elder who used the door and fell right after it. When she is not
 // back by the time she normally is (learned by departure hour), and that
@@ -68,18 +76,34 @@ func (e *Engine) fallAfterDoor(el *elder, now time.Time, n *nextT) {
 		return
 	}
 	left := s.LeftAt
-	if s.LastActivity.After(left) || s.ArmFrom[RuleInactivity].After(left) || s.ResumedAt.After(left) {
+	// Motion within the grace after the close is the person at the door,
+	// whichever way they went.
+	if s.LastActivity.After(left.Add(motionGrace)) || s.ArmFrom[RuleInactivity].After(left) || s.ResumedAt.After(left) {
 		return
 	}
+	since := later(left, s.LastActivity)
 	ur, ok := e.usualReturn(el, left)
-	if !ok {
-		return // cold start: the not-returned rule speaks, as before
-	}
 	lim := e.inactivityLimit(el, left)
-	D := max(lim.Applied, ur)
-	if nr := e.outingLimit(el, left, s.LeftAtNight).Applied; D >= nr {
+	ceil := lim.Configured
+	if !ok {
+		// Cold start, or no outings of hers around this hour to say
+		// when she would be back: the not-returned rule speaks.
 		return
 	}
+	D := max(lim.Applied, ur)
+	if D >= ceil {
+		// She is often out longer than the fixed limit from this hour:
+		// a fall check would page for her habit (measured: ~3 staff
+		// notices per elder-month on long outers); the absence rule,
+		// whose reason names the fall too, speaks instead.
+		return
+	}
+	if D >= e.outingLimit(el, left, s.LeftAtNight).Applied {
+		return // the absence limit comes first (a night departure)
+	}
+	// For an elder who often stays out long, or has been away for days
+	// lately, "not back by now" says little: the fall check goes to staff.
+	notice := e.longOuter(el) || e.awayTaker(el, left)
 	due := left.Add(D)
 	if now.Before(due) {
 		n.at(due)
@@ -90,15 +114,29 @@ func (e *Engine) fallAfterDoor(el *elder, now time.Time, n *nextT) {
 		return
 	}
 	quiet := now.Sub(left)
-	e.raise(el, RuleInactivity, left, now, h,
-		fmt.Sprintf("%s 开关门后已 %s 无任何活动，未看到出门；她通常 %s 内就会回来：可能在家（门口附近）跌倒，也可能外出未归——请先入户查看，再到外面寻找",
-			e.clockText(left), fmtZh(quiet), fmtZh(ur)),
-		fmt.Sprintf("door used at %s and nothing since for %s, not seen leaving; she is normally back within %s: she may have fallen at home right after the door, or not be back — check the flat first, then look outside",
-			e.clockText(left), fmtEn(quiet), fmtEn(ur)),
-		map[string]any{
-			"inactivity_day": el.cfg.T.InactivityDay.String(), "inactivity_night": el.cfg.T.InactivityNight.String(),
-			"applied": D.String(), "usual_return": ur.Round(time.Minute).String(), "limit": lim.view(), "variant": "after_door_unseen",
-		})
+	usual, usualZh := "she is normally back within "+fmtEn(ur), "她通常 "+fmtZh(ur)+" 内回来"
+	if !ok {
+		usual, usualZh = "she does not usually go out around this hour", "她平时这个时段很少外出"
+	}
+	thr := map[string]any{
+		"inactivity_day": el.cfg.T.InactivityDay.String(), "inactivity_night": el.cfg.T.InactivityNight.String(),
+		"applied": D.String(), "usual_return": ur.Round(time.Minute).String(), "limit": lim.explained().view(), "variant": VariantAfterDoorUnseen,
+	}
+	if notice {
+		thr["variant"] = VariantAfterDoorNotice
+		e.raiseAs(el, RuleInactivity, event.Warning, AudienceStaff, since, now, h,
+			fmt.Sprintf("提醒物业：%s 开关门后已 %s 无任何活动，未看到出门；她常有长时间外出或外宿，多半仍在外面，但不能排除在家跌倒——请电话联系，联系不上请入户查看",
+				e.clockText(left), fmtZh(quiet)),
+			fmt.Sprintf("notice to staff: door used at %s and nothing since for %s, not seen leaving; she often stays out long or away for days, so most likely still out — but a fall at home is not excluded: phone her, and check the flat if she does not answer",
+				e.clockText(left), fmtEn(quiet)), thr)
+		return
+	}
+	e.raise(el, RuleInactivity, since, now, h,
+		fmt.Sprintf("%s 开关门后已 %s 无任何活动，未看到出门；%s：可能在家（门口附近）跌倒，也可能外出未归——请先入户查看，再到外面寻找",
+			e.clockText(left), fmtZh(quiet), usualZh),
+		fmt.Sprintf("door used at %s and nothing since for %s, not seen leaving; %s: she may have fallen at home right after the door, or not be back — check the flat first, then look outside",
+			e.clockText(left), fmtEn(quiet), usual),
+		thr)
 }
 
 // notReturned raises an absence at the limit in force for the departure
@@ -124,7 +162,7 @@ func (e *Engine) notReturned(el *elder, start, now time.Time, n *nextT) {
 		n.at(due)
 		return
 	}
-	staff := !s.LeftAtNight && e.longOuter(el)
+	staff := !s.LeftAtNight && (e.longOuter(el) || e.awayTaker(el, now))
 	if staff && e.inNight(el.cfg, now) {
 		// A notice for staff waits for the day: no night dispatch for an
 		// elder who is often out this long.
@@ -135,6 +173,7 @@ func (e *Engine) notReturned(el *elder, start, now time.Time, n *nextT) {
 	if h == nil {
 		return
 	}
+	lim = lim.explained()
 	out := now.Sub(s.LeftAt)
 	zhR := fmt.Sprintf("%s %s 后 %s 未回家（阈值 %s：%s）", e.clockText(s.LeftAt), zh, fmtZh(out), fmtZh(T), lim.WhyZh)
 	enR := fmt.Sprintf("%s at %s and not back for %s (limit %s: %s)", en, e.clockText(s.LeftAt), fmtEn(out), fmtEn(T), lim.WhyEn)
