@@ -103,6 +103,10 @@ type elder struct {
 	hb *habits
 	// stuckHour is the local hour the stuck checks last ran.
 	stuckHour int64
+	// The last inactivity limit computed, and what it depends on.
+	lim    Limit
+	limKey limKey
+	limOK  bool
 }
 
 // NewEngine returns an engine for the elders in s, reading the time from

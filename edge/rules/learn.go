@@ -90,16 +90,27 @@ func binOf(d time.Duration) int {
 	return min(i, nBins-1)
 }
 
-// binTop is the upper edge of bin i: a quantile read from the histogram
-// is rounded up to it (conservative: limits come out a little long).
-func binTop(i int) time.Duration {
-	return time.Duration(float64(binBase) * math.Pow(binRatio, float64(i+1)))
-}
+// binTops[i+1] is the upper edge of bin i (binTops[0] the lower edge of
+// bin 0): a quantile read from the histogram is rounded up to it
+// (conservative: limits come out a little long).
+var binTops = func() (t [nBins + 1]time.Duration) {
+	for i := range t {
+		t[i] = time.Duration(float64(binBase) * math.Pow(binRatio, float64(i)))
+	}
+	return t
+}()
 
-// binMid is the geometric middle of bin i.
-func binMid(i int) time.Duration {
-	return time.Duration(float64(binTop(i-1)) * math.Sqrt(binRatio))
-}
+func binTop(i int) time.Duration { return binTops[i+1] }
+
+// binMids[i] is the geometric middle of bin i.
+var binMids = func() (t [nBins]time.Duration) {
+	for i := range t {
+		t[i] = time.Duration(float64(binTop(i-1)) * math.Sqrt(binRatio))
+	}
+	return t
+}()
+
+func binMid(i int) time.Duration { return binMids[i] }
 
 // hourHist is a decayed histogram per day type and local hour.
 type hourHist [2][24][nBins]float64
@@ -123,6 +134,38 @@ type habits struct {
 	Long    float64 `json:"-"`
 	LongDay int64   `json:"-"`
 	dirty   bool
+	// ver counts changes, for what is derived from the habits and cached.
+	ver          uint64
+	longOuterVer uint64
+	longOuter    bool
+	qcache       [2][2][24]qEntry // [after door][day type][hour]
+}
+
+// qEntry is a cached quiet-spell quantile of one slot.
+type qEntry struct {
+	ver uint64 // habits version + 1 (0: empty)
+	q   time.Duration
+	ok  bool
+}
+
+// quietQ is the quiet-spell quantile of a slot (cached per habits
+// version: the engine asks at every event).
+func (h *habits) quietQ(hist *hourHist, after bool, s slot, minW float64) (time.Duration, bool) {
+	a := 0
+	if after {
+		a = 1
+	}
+	c := &h.qcache[a][s.dt][s.hr]
+	if c.ver == h.ver+1 {
+		return c.q, c.ok
+	}
+	sum, w := widened(hist, s, minW)
+	c.ver, c.ok = h.ver+1, w >= minW
+	c.q = 0
+	if c.ok {
+		c.q = quantile(sum, w, quietQuantile)
+	}
+	return c.q, c.ok
 }
 
 // habitsJSON is the persisted form: only the bins that hold weight, as
@@ -233,6 +276,7 @@ func (h *habits) decayTo(d int64) {
 	h.Days = h.Days*f + float64(d-h.Day)
 	h.Day = d
 	h.dirty = true
+	h.ver++
 }
 
 // slot is where a time falls: day type (0 weekday, 1 weekend) and local
@@ -270,6 +314,7 @@ func (e *Engine) learnQuiet(el *elder, start time.Time, d time.Duration) {
 		h.After[s.dt][s.hr][max(b, 0)]++
 	}
 	h.dirty = true
+	h.ver++
 }
 
 // learnOuting records an outing that began at left.
@@ -288,6 +333,7 @@ func (e *Engine) learnOuting(el *elder, left time.Time, d time.Duration) {
 		h.LongDay = day
 	}
 	h.dirty = true
+	h.ver++
 }
 
 // longHalfLife is how fast long absences are forgotten.
@@ -322,6 +368,7 @@ func (e *Engine) learnDoorUse(el *elder, t time.Time, wentOut bool) {
 	}
 	h.Dep[s.dt][s.hr][k]++
 	h.dirty = true
+	h.ver++
 }
 
 // pooled sums a histogram over the hour of s and its neighbours (same
@@ -458,6 +505,26 @@ func (l Limit) explained() Limit {
 // start: the learned one, bounded by the configured limit that applies
 // (ceiling) and the configured floor.
 func (e *Engine) inactivityLimit(el *elder, start time.Time) Limit {
+	// Evaluated at every event; the answer changes only with the start
+	// of the silence and the habits.
+	k := limKey{start.UnixMilli(), el.hb.ver, afterDoor(el.st, start), el.hb.Days >= habitMinDays}
+	if el.limOK && el.limKey == k {
+		return el.lim
+	}
+	l := e.computeInactivityLimit(el, start)
+	el.lim, el.limKey, el.limOK = l, k, true
+	return l
+}
+
+// limKey is what an inactivity limit depends on.
+type limKey struct {
+	start  int64
+	ver    uint64
+	after  bool
+	enough bool
+}
+
+func (e *Engine) computeInactivityLimit(el *elder, start time.Time) Limit {
 	c := el.cfg
 	ceil := e.inactivityThreshold(c, start)
 	s := e.slotOf(start)
@@ -471,15 +538,15 @@ func (e *Engine) inactivityLimit(el *elder, start time.Time) Limit {
 		// after coming in (or taking something in at the door).
 		hist, minW, l.afterDoor = &el.hb.After, habitMinWeightAfter, true
 	}
-	sum, w := widened(hist, s, minW)
-	if w < minW && l.afterDoor {
-		sum, w = widened(&el.hb.Quiet, s, habitMinWeightQ)
-		minW, l.afterDoor = habitMinWeightQ, false
+	q, ok := el.hb.quietQ(hist, l.afterDoor, s, minW)
+	if !ok && l.afterDoor {
+		q, ok = el.hb.quietQ(&el.hb.Quiet, false, s, habitMinWeightQ)
+		l.afterDoor = false
 	}
-	if w < minW {
+	if !ok {
 		return l
 	}
-	l.q = quantile(sum, w, quietQuantile)
+	l.q = q
 	learned := time.Duration(float64(l.q)*quietFactor) + quietAdd
 	l.Learned = learned.Round(time.Minute)
 	switch {
@@ -527,6 +594,15 @@ func (e *Engine) longOuter(el *elder) bool {
 	if !e.learnedOut(el) || el.cfg.Risk[RiskDementia] {
 		return false
 	}
+	if h := el.hb; h.longOuterVer == h.ver+1 {
+		return h.longOuter
+	}
+	v := e.computeLongOuter(el)
+	el.hb.longOuter, el.hb.longOuterVer = v, el.hb.ver+1
+	return v
+}
+
+func (e *Engine) computeLongOuter(el *elder) bool {
 	T := el.cfg.T.NotReturned.Std()
 	var total, long float64
 	for dt := range 2 {
