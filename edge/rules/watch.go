@@ -162,13 +162,10 @@ func (e *Engine) notReturned(el *elder, start, now time.Time, n *nextT) {
 		n.at(due)
 		return
 	}
+	// For an elder who is often out this long, or away for days lately,
+	// a notice for staff: shown on the page when due, never escalated,
+	// nobody dispatched at night; staff phone her by day.
 	staff := !s.LeftAtNight && (e.longOuter(el) || e.awayTaker(el, now))
-	if staff && e.inNight(el.cfg, now) {
-		// A notice for staff waits for the day: no night dispatch for an
-		// elder who is often out this long.
-		n.at(e.nextAt(now, el.cfg.DayStart))
-		return
-	}
 	h := e.decide(el, RuleNotReturned, start, now, T, []string{"door", "motion"}, n)
 	if h == nil {
 		return
