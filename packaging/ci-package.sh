@@ -52,6 +52,18 @@ expect_entry -rw-r--r-- root/root lib/systemd/system/lintel.service
 expect_entry -rw-r--r-- root/root lib/udev/rules.d/99-lintel-serial.rules
 expect_entry -rw-r----- root/lintel etc/lintel/lintel.yaml
 expect_entry drwxr-x--- lintel/lintel var/lib/lintel/
+# What docs/install.md points to on the box (issue 16).
+expect_entry -rw-r--r-- root/root usr/share/doc/lintel/install.md
+expect_entry -rw-r--r-- root/root usr/share/doc/lintel/examples/lintel.example.yaml
+for readme in drivers/*/README.md; do
+	d=$(basename "$(dirname "$readme")")
+	expect_entry -rw-r--r-- root/root "usr/share/doc/lintel/drivers/$d.md"
+done
+# The version sorts in build order (packaging/version.sh) and the binary
+# reports it.
+want=$(packaging/version.sh)
+got=$(dpkg-deb -f "$deb" Version)
+[ "$got" = "$want" ] || fail "package version $got, want $want (packaging/version.sh)"
 dpkg-deb -f "$deb" Architecture | grep -qx amd64 || fail "Architecture is not amd64"
 dpkg-deb -I "$deb" conffiles | grep -qx /etc/lintel/lintel.yaml || fail "/etc/lintel/lintel.yaml is not a conffile"
 for a in arm64 armhf; do
@@ -73,6 +85,7 @@ echo "user, ownership, modes and enablement OK"
 
 step "lintel check on the installed config (as root and as the service user)"
 /usr/bin/lintel version
+/usr/bin/lintel version | grep -qF "lintel $want " || fail "lintel version does not report the package version $want"
 /usr/bin/lintel check -c /etc/lintel/lintel.yaml
 # The daemon runs as lintel: it must be able to read its config.
 setpriv --reuid=lintel --regid=lintel --init-groups /usr/bin/lintel check -c /etc/lintel/lintel.yaml

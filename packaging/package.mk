@@ -3,18 +3,19 @@
 # downloads). The top-level Makefile includes this file.
 
 GO       ?= go
-VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  ?= -s -w -X main.version=$(VERSION)
 NFPM     ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 PKG_ARCHES ?= arm64 armhf amd64
-# A Debian version must start with a digit: v1.2.0 -> 1.2.0,
-# v1.2.0-3-gabc1234 -> 1.2.0+3.gabc1234, an untagged abc1234 -> 0.0.0~abc1234.
+# The Debian version sorts in build order (packaging/version.sh): 1.2.0 on
+# a release tag, 1.2.0+gitYYYYMMDD.HHMMSS.<hash> after one, and
+# 0.0.0~gitYYYYMMDD.HHMMSS.<hash> before the first, from the commit date.
+# The packaged binary reports the same version (`lintel version`).
 ifndef PKG_VERSION
-PKG_VERSION := $(shell printf '%s\n' '$(VERSION)' | sed -e 's/^v\([0-9]\)/\1/' -e 's/^\([^0-9]\)/0.0.0~\1/' -e 's/-/+/' -e 's/-/./g')
+PKG_VERSION := $(shell packaging/version.sh)
 endif
+PKG_LDFLAGS ?= -s -w -X main.version=$(PKG_VERSION)
 
 .PHONY: package
-package: ## build dist/lintel_<version>_{arm64,armhf,amd64}.deb (static binary, unit, udev rules, config)
+package: ## build dist/lintel_<version>_{arm64,armhf,amd64}.deb (static binary, unit, udev rules, config, docs)
 	@mkdir -p dist
 	@set -e; for a in $(PKG_ARCHES); do \
 	  case $$a in \
@@ -25,7 +26,7 @@ package: ## build dist/lintel_<version>_{arm64,armhf,amd64}.deb (static binary, 
 	  esac; \
 	  echo "== $$a: build"; \
 	  CGO_ENABLED=0 GOOS=linux GOARCH=$$goarch GOARM=$$goarm \
-	    $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o dist/pkg/$$a/lintel ./cmd/lintel; \
+	    $(GO) build -trimpath -ldflags "$(PKG_LDFLAGS)" -o dist/pkg/$$a/lintel ./cmd/lintel; \
 	  echo "== $$a: package $(PKG_VERSION)"; \
 	  LINTEL_ARCH=$$a LINTEL_VERSION='$(PKG_VERSION)' \
 	    $(NFPM) package --config packaging/nfpm.yaml --packager deb --target dist/; \

@@ -20,6 +20,7 @@ func runCheck(ctx context.Context, args []string, io stdio) error {
 	fs := newFlags("check", io)
 	file := fs.String("c", "/etc/lintel/lintel.yaml", "configuration file")
 	dump := fs.Bool("print", false, "print the effective configuration (defaults applied, secrets redacted)")
+	fileOnly := fs.Bool("file-only", false, "check the file alone, not what `lintel run` needs beside it (secrets, certificates): for a configuration written for another machine")
 	probe := fs.Bool("probe", false, "also reach every device and broker once and print a commissioning report (stop the daemon first)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -31,6 +32,13 @@ func runCheck(ctx context.Context, args []string, io stdio) error {
 	if *dump {
 		_, _ = io.out.Write(cfg.Dump())
 		return nil
+	}
+	// What `lintel run` checks before it starts, so check fails where run
+	// would: secrets in the environment, certificates, drivers built in.
+	if !*fileOnly {
+		if err := preflight(cfg); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(io.out, "%s: 配置有效 configuration OK (%d devices, %d households, %d sinks)\n",
 		*file, len(cfg.Devices), len(cfg.Compound.Households), len(cfg.Sinks))

@@ -32,11 +32,17 @@ func dispatcher(name string, subs map[string]subcommand) func(context.Context, [
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-			fmt.Fprintf(io.err, "用法 usage: lintel %s <%s> [flags]\n", name, joinOr(names))
-			for _, n := range names {
-				fmt.Fprintf(io.err, "  %-8s %s\n", n, subs[n].summary)
+		if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
+			// Asked-for help is output; a missing target is a mistake.
+			w := io.out
+			if len(args) == 0 {
+				w = io.err
 			}
+			fmt.Fprintf(w, "用法 usage: lintel %s <%s> [flags]\n", name, joinOr(names))
+			for _, n := range names {
+				fmt.Fprintf(w, "  %-8s %s\n", n, subs[n].summary)
+			}
+			fmt.Fprintf(w, "运行 run `lintel %s <%s> -h` 查看各项参数 for each one's flags\n", name, joinOr(names))
 			if len(args) == 0 {
 				return usageErr("missing what to %s", name)
 			}

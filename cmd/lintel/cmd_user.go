@@ -53,11 +53,8 @@ func newUserFlags(name string, io stdio) userFlags {
 // open parses args, expects want positional arguments and opens the
 // accounts file.
 func (u userFlags) open(args []string, want int) (*status.Accounts, []string, error) {
-	if err := u.fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, nil, err
-		}
-		return nil, nil, &exitError{exitUsage, err}
+	if err := parseArgs(u.fs, args); err != nil {
+		return nil, nil, err
 	}
 	if u.fs.NArg() != want {
 		return nil, nil, usageErr("want %d argument(s) after the flags, got %d (flags go before the account name)", want, u.fs.NArg())

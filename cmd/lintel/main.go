@@ -8,6 +8,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -72,19 +73,26 @@ func main() {
 }
 
 // runMain dispatches a subcommand and maps its error to an exit code.
+// Help that was asked for (help, -h, --help, `help <command>`) is output:
+// it goes to stdout with exit 0, so `lintel --help | less` works. Usage
+// mistakes go to stderr with exit 2.
 func runMain(ctx context.Context, args []string, io stdio) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		if len(args) > 1 {
-			if c, ok := commands[args[1]]; ok {
-				_ = c.run(ctx, []string{"-h"}, io)
-				return exitOK
-			}
-		}
+	if len(args) == 0 {
 		printUsage(io.err)
-		if len(args) == 0 {
+		return exitUsage
+	}
+	if args[0] == "help" || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
+		if len(args) == 1 {
+			printUsage(io.out)
+			return exitOK
+		}
+		c, ok := commands[args[1]]
+		if !ok {
+			fmt.Fprintf(io.err, "lintel help: 未知命令 unknown command %q\n\n", args[1])
+			printUsage(io.err)
 			return exitUsage
 		}
-		return exitOK
+		args = []string{c.name, "-h"}
 	}
 	if args[0] == "-version" || args[0] == "--version" {
 		args[0] = "version"
@@ -134,19 +142,62 @@ func printUsage(w io.Writer) {
 }
 
 // newFlags returns a flag set that reports errors instead of exiting.
+// Parse it with parseFlags or parseArgs: they send the usage to stdout
+// when -h asked for it and a flag mistake to stderr.
 func newFlags(name string, io stdio) *flag.FlagSet {
 	fs := flag.NewFlagSet("lintel "+name, flag.ContinueOnError)
-	fs.SetOutput(io.err)
+	fs.SetOutput(&flagOutput{io: io})
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "用法 usage: %s [flags]\n", fs.Name())
+		fs.PrintDefaults()
+	}
 	return fs
 }
 
-// parseFlags parses args and turns flag errors into usage errors.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+// flagOutput is a flag set's output. While parseArgs parses it holds what
+// the flag package writes (the usage, or an error and the usage), then
+// sends it where it belongs; outside a parse it writes to stderr.
+type flagOutput struct {
+	io      stdio
+	parsing bool
+	buf     bytes.Buffer
+}
+
+func (w *flagOutput) Write(p []byte) (int, error) {
+	if w.parsing {
+		return w.buf.Write(p)
+	}
+	return w.io.err.Write(p)
+}
+
+// parseArgs parses args, leaving positional arguments to the caller. On
+// -h the usage goes to stdout and flag.ErrHelp is returned; on a mistake
+// nothing is printed here (runMain prints the error once and points at
+// -h) and a usage error is returned.
+func parseArgs(fs *flag.FlagSet, args []string) error {
+	w, ok := fs.Output().(*flagOutput)
+	if ok {
+		w.parsing = true
+		w.buf.Reset()
+		defer func() { w.parsing = false; w.buf.Reset() }()
+	}
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		if ok {
+			_, _ = w.io.out.Write(w.buf.Bytes())
 		}
-		return &exitError{exitUsage, err}
+		return err
+	}
+	return &exitError{exitUsage, err}
+}
+
+// parseFlags parses args, which must all be flags.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := parseArgs(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q", fs.Arg(0))

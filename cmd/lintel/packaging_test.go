@@ -221,6 +221,47 @@ func TestPackagingNfpmSpec(t *testing.T) {
 			t.Errorf("%s: %+v, want %+v", dst, g, w)
 		}
 	}
+	// The docs an installer is pointed to on the box (docs/install.md):
+	// the annotated example and every driver's README.
+	docs := map[string]string{"/usr/share/doc/lintel/examples/lintel.example.yaml": "configs/lintel.example.yaml"}
+	readmes, _ := filepath.Glob("../../drivers/*/README.md")
+	if len(readmes) < 3 {
+		t.Fatalf("driver READMEs: %v", readmes)
+	}
+	for _, r := range readmes {
+		name := filepath.Base(filepath.Dir(r))
+		docs["/usr/share/doc/lintel/drivers/"+name+".md"] = "drivers/" + name + "/README.md"
+	}
+	src := map[string]string{}
+	for _, c := range spec.Contents {
+		src[c.Dst] = c.Src
+	}
+	for dst, want := range docs {
+		if g, ok := got[dst]; !ok || src[dst] != want {
+			t.Errorf("package lacks %s (from %s); has src %q", dst, want, src[dst])
+		} else if g != (entry{mode: 0o644}) {
+			t.Errorf("%s: %+v, want a plain 0644 file", dst, g)
+		}
+	}
+	// docs/install.md and the package agree on what is under
+	// /usr/share/doc/lintel: every file it names is shipped, and it names
+	// every file shipped there.
+	guide, err := os.ReadFile("../../docs/install.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := map[string]bool{}
+	for _, m := range regexp.MustCompile(`/usr/share/doc/lintel/[A-Za-z0-9._/-]*\.[a-z]+\b`).FindAllString(string(guide), -1) {
+		named[m] = true
+		if _, ok := got[m]; !ok {
+			t.Errorf("docs/install.md names %s, which the package does not ship", m)
+		}
+	}
+	for dst := range got {
+		if strings.HasPrefix(dst, "/usr/share/doc/lintel/") && dst != "/usr/share/doc/lintel/copyright" && !named[dst] {
+			t.Errorf("the package ships %s, which docs/install.md does not name", dst)
+		}
+	}
 	for _, k := range []string{"postinstall", "preremove", "postremove"} {
 		p := spec.Scripts[k]
 		st, err := os.Stat(filepath.Join("../..", p))
@@ -230,8 +271,108 @@ func TestPackagingNfpmSpec(t *testing.T) {
 	}
 }
 
+// debVersionRE is what packaging/version.sh prints: a release, a build
+// after one, or a build before the first.
+var debVersionRE = regexp.MustCompile(`^(\d+\.\d+\.\d+(~[0-9A-Za-z.]+)?(\+git\d{8}\.\d{6}\.[0-9a-f]{12})?|0\.0\.0~git\d{8}\.\d{6}\.[0-9a-f]{12})(\+dirty)?$`)
+
+// TestPackagingVersionSorts: package versions sort in build order, so an
+// upgrade is never taken for a downgrade (a bare commit hash did not sort:
+// issue 16). A scratch repository gets commits one second apart, release
+// tags and a pre-release tag; dpkg --compare-versions (where dpkg exists)
+// must see each build newer than the one before.
+func TestPackagingVersionSorts(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	script, _ := filepath.Abs(filepath.Join(pkgDir, "version.sh"))
+	repo := t.TempDir()
+	when := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	git := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"}, args...)...)
+		cmd.Dir = repo
+		cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
+			"GIT_AUTHOR_DATE="+when.Format(time.RFC3339), "GIT_COMMITTER_DATE="+when.Format(time.RFC3339))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	commit := func() {
+		when = when.Add(time.Second)
+		os.WriteFile(filepath.Join(repo, "f"), []byte(when.String()), 0o644)
+		git("add", "f")
+		git("commit", "-q", "-m", when.String())
+	}
+	version := func() string {
+		t.Helper()
+		out, err := exec.Command("sh", script, repo).Output()
+		if err != nil {
+			t.Fatalf("version.sh: %v", err)
+		}
+		v := strings.TrimSpace(string(out))
+		if !debVersionRE.MatchString(v) {
+			t.Fatalf("version %q has not the form 0.0.0~gitYYYYMMDD.HHMMSS.<hash>, X.Y.Z or X.Y.Z+git…", v)
+		}
+		return v
+	}
+	git("init", "-q")
+	var builds []string
+	for range 6 {
+		commit()
+		builds = append(builds, version())
+	}
+	if want := "0.0.0~git20260102.030411."; !strings.HasPrefix(builds[5], want) {
+		t.Errorf("untagged build %s, want %s<hash> (the commit's UTC date)", builds[5], want)
+	}
+	git("tag", "v0.1.0")
+	builds = append(builds, version())
+	if builds[len(builds)-1] != "0.1.0" {
+		t.Errorf("tagged HEAD: %s, want 0.1.0", builds[len(builds)-1])
+	}
+	commit()
+	builds = append(builds, version())
+	commit()
+	git("tag", "v0.2.0-rc1")
+	builds = append(builds, version())
+	if builds[len(builds)-1] != "0.2.0~rc1" {
+		t.Errorf("pre-release tag: %s, want 0.2.0~rc1", builds[len(builds)-1])
+	}
+	commit()
+	builds = append(builds, version())
+	commit()
+	git("tag", "v0.2.0")
+	builds = append(builds, version())
+	os.WriteFile(filepath.Join(repo, "f"), []byte("edited"), 0o644)
+	builds = append(builds, version())
+	if !strings.HasSuffix(builds[len(builds)-1], "+dirty") {
+		t.Errorf("uncommitted changes: %s, want +dirty", builds[len(builds)-1])
+	}
+	t.Logf("builds: %v", builds)
+
+	// This tree's own version has the same form.
+	version2, err := exec.Command("sh", script).Output()
+	if err != nil || !debVersionRE.MatchString(strings.TrimSpace(string(version2))) {
+		t.Errorf("this repository's version %q (%v)", version2, err)
+	}
+	// make package uses it.
+	mk, _ := os.ReadFile(filepath.Join(pkgDir, "package.mk"))
+	if !strings.Contains(string(mk), "PKG_VERSION := $(shell packaging/version.sh)") {
+		t.Error("package.mk does not take PKG_VERSION from packaging/version.sh")
+	}
+
+	dpkg, err := exec.LookPath("dpkg")
+	if err != nil {
+		t.Skip("dpkg not installed: the order is not checked")
+	}
+	for i := 1; i < len(builds); i++ {
+		if out, err := exec.Command(dpkg, "--compare-versions", builds[i], "gt", builds[i-1]).CombinedOutput(); err != nil {
+			t.Errorf("dpkg: %s is not newer than %s (%v %s)", builds[i], builds[i-1], err, out)
+		}
+	}
+}
+
 func TestPackagingScriptsParse(t *testing.T) {
-	for _, s := range []string{"postinst", "prerm", "postrm", "ci-package.sh"} {
+	for _, s := range []string{"postinst", "prerm", "postrm", "ci-package.sh", "version.sh"} {
 		sh := "sh"
 		if strings.HasSuffix(s, ".sh") {
 			sh = "bash"
@@ -242,7 +383,7 @@ func TestPackagingScriptsParse(t *testing.T) {
 	}
 	if sc, err := exec.LookPath("shellcheck"); err == nil {
 		args := []string{"-S", "warning"}
-		for _, s := range []string{"postinst", "prerm", "postrm", "ci-package.sh"} {
+		for _, s := range []string{"postinst", "prerm", "postrm", "ci-package.sh", "version.sh"} {
 			args = append(args, filepath.Join(pkgDir, s))
 		}
 		if out, err := exec.Command(sc, args...).CombinedOutput(); err != nil {

@@ -30,16 +30,16 @@ func runProbeRTSP(ctx context.Context, args []string, std stdio) error {
 	profile := fs.String("profile", "", "camera profile to show how topics map to events (default: the device's)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	fs.Usage = func() {
-		fmt.Fprintln(std.err, "用法 usage: lintel probe rtsp [flags] rtsp://user:pass@host/path")
-		fmt.Fprintln(std.err, "           lintel probe rtsp [flags] -c /etc/lintel/lintel.yaml -device cam-1")
+		fmt.Fprintln(fs.Output(), "用法 usage: lintel probe rtsp [flags] rtsp://user:pass@host/path")
+		fmt.Fprintln(fs.Output(), "           lintel probe rtsp [flags] -c /etc/lintel/lintel.yaml -device cam-1")
 		fs.PrintDefaults()
 	}
 	// Flags may come before or after the URL.
 	var rawURL string
 	rest := args
 	for {
-		if err := fs.Parse(rest); err != nil {
-			return parseFlags(fs, rest)
+		if err := parseArgs(fs, rest); err != nil {
+			return err
 		}
 		if fs.NArg() == 0 {
 			break

@@ -84,6 +84,11 @@ func runDaemon(ctx context.Context, args []string, io stdio) error {
 // every component has started (tests and the demo use it).
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, onReady func(*gateway)) error {
 	start := time.Now()
+	// What `lintel check` checks beyond the file, before anything is
+	// opened: a configuration that cannot start leaves no trace.
+	if err := preflight(cfg); err != nil {
+		return err
+	}
 	recent := status.NewRecentLog(log.Handler())
 	log = slog.New(recent)
 	sinkNames := make([]string, 0, len(cfg.Sinks))
@@ -131,36 +136,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, onReady fu
 	env := edge.Env{Config: cfg, Logger: log, Emit: rt, Store: st, Commands: cmds, Version: version}
 	gw := &gateway{cfg: cfg, log: log, store: st, runtime: rt, commands: cmds, started: start, ready: make(chan struct{}), recent: recent}
 
-	type part struct {
-		name string
-		c    edge.Component
+	drv, snk, err := buildParts(env)
+	if err != nil {
+		return err
 	}
-	var drv, snk, svc []part
-	for _, name := range edge.Drivers() {
-		devs := cfg.DevicesFor(name)
-		if len(devs) == 0 {
-			continue
-		}
-		cs, err := edge.NewDrivers(name, env, devs)
-		if err != nil {
-			return configErr(fmt.Errorf("driver %s: %w", name, err))
-		}
-		for _, c := range cs {
-			drv = append(drv, part{name, c})
-		}
-	}
-	for _, d := range cfg.Devices {
-		if !d.Disabled && !edge.HasDriver(d.Driver) {
-			return configErr(fmt.Errorf("device %q: driver %q is not built into this lintel", d.ID, d.Driver))
-		}
-	}
-	for _, name := range sinkNames {
-		c, err := edge.NewSink(name, env, cfg.Sinks[name])
-		if err != nil {
-			return configErr(fmt.Errorf("sink %s: %w", name, err))
-		}
-		snk = append(snk, part{name, c})
-	}
+	var svc []part
 	sort.SliceStable(services, func(i, j int) bool { return services[i].order < services[j].order })
 	for _, s := range services {
 		c, err := s.new(env, gw)

@@ -315,8 +315,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
-		line, msg := yamlErrorLine(err)
-		return nil, Problems{{File: name, Line: line, Col: 1, Msg: msg}}
+		return nil, Problems{yamlProblem(name, data, err)}
 	}
 	var extra yaml.Node
 	if dec.Decode(&extra) == nil {
@@ -337,17 +336,6 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, r.probs.sorted()
 	}
 	return c, nil
-}
-
-var yamlLineRE = regexp.MustCompile(`line (\d+): `)
-
-func yamlErrorLine(err error) (int, string) {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		return n, "invalid YAML: " + strings.Replace(msg, m[0], "", 1)
-	}
-	return 1, "invalid YAML: " + msg
 }
 
 var idRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
@@ -426,6 +414,7 @@ func validate(r *Reporter, c *Config) {
 
 	// devices
 	ids := map[string]string{}
+	skipKind := map[int]bool{} // devices whose kind is missing or unknown
 	for i, d := range c.Devices {
 		p := fmt.Sprintf("devices[%d]", i)
 		switch {
@@ -442,15 +431,25 @@ func validate(r *Reporter, c *Config) {
 		if d.Driver == "" {
 			r.At(p+".driver", "missing: want one of %s", strings.Join(driverNames(), ", "))
 		} else if !known {
-			r.At(p+".driver", "unknown driver %q: want one of %s", d.Driver, strings.Join(driverNames(), ", "))
+			r.At(p+".driver", "%s", unknownName("driver", d.Driver, driverNames()))
 		}
 		if known {
-			if d.Kind == "" {
+			// What else a device needs (an address, the driver's options)
+			// depends on its kind: with the kind wrong, those checks would
+			// only add problems that are not the installer's mistake.
+			kindOK := false
+			switch {
+			case d.Kind == "":
 				r.At(p+".kind", "missing: want one of %s", strings.Join(schema.Kinds, ", "))
-			} else if !contains(schema.Kinds, d.Kind) {
-				r.At(p+".kind", "%q is not a kind the %s driver serves: want one of %s", d.Kind, d.Driver, strings.Join(schema.Kinds, ", "))
+			case !contains(schema.Kinds, d.Kind):
+				r.At(p+".kind", "%s", unknownKind(d.Kind, d.Driver, schema))
+			default:
+				kindOK = true
 			}
-			if d.Address != "" || !contains(schema.NoAddress, d.Kind) {
+			if !kindOK {
+				skipKind[i] = true
+			}
+			if kindOK && (d.Address != "" || !contains(schema.NoAddress, d.Kind)) {
 				checkAddress(r, p+".address", d.Address, schema)
 			}
 			if d.Profile == "" && schema.NeedsProf {
@@ -497,7 +496,7 @@ func validate(r *Reporter, c *Config) {
 	regMu.RLock()
 	defer regMu.RUnlock()
 	for i, d := range c.Devices {
-		if v := devVal[d.Driver]; v != nil {
+		if v := devVal[d.Driver]; v != nil && !skipKind[i] {
 			v(r, c, fmt.Sprintf("devices[%d]", i), d)
 		}
 	}
@@ -593,6 +592,30 @@ func checkAddress(r *Reporter, path, addr string, s DriverSchema) {
 }
 
 func driverNames() []string { return sortedKeys(Drivers) }
+
+// unknownName says that name is not one of known, suggesting the one it
+// is likely a misspelling of.
+func unknownName(what, name string, known []string) string {
+	if s := suggest(name, known); s != "" {
+		return fmt.Sprintf("unknown %s %q (did you mean %q?)", what, name, s)
+	}
+	return fmt.Sprintf("unknown %s %q: want one of %s", what, name, strings.Join(known, ", "))
+}
+
+// unknownKind explains a kind the device's driver does not serve: a
+// misspelling of one it does, a kind of another driver, or neither.
+func unknownKind(kind, driver string, schema DriverSchema) string {
+	if s := suggest(kind, schema.Kinds); s != "" {
+		return fmt.Sprintf("unknown kind %q (did you mean %q?)", kind, s)
+	}
+	for _, name := range driverNames() {
+		if name != driver && contains(Drivers[name].Kinds, kind) {
+			return fmt.Sprintf("kind %q is served by the %s driver, not %s: set driver: %s, or use one of %s",
+				kind, name, driver, name, strings.Join(schema.Kinds, ", "))
+		}
+	}
+	return fmt.Sprintf("unknown kind %q: the %s driver serves %s", kind, driver, strings.Join(schema.Kinds, ", "))
+}
 
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))

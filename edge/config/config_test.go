@@ -286,3 +286,22 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// TestSyntaxErrorPositions: a syntax error is reported where it is, not
+// at the line go-yaml was parsing when it noticed (issue 16: a tab on
+// line 3 came out as 2:1).
+func TestSyntaxErrorPositions(t *testing.T) {
+	for _, tt := range []struct{ src, want string }{
+		{"gateway:\n  id: gw-1\n\tcompound: c-1\n", "x.yaml:3:1: invalid YAML: a tab in the indentation"},
+		{"gateway:\n  id: gw-1\n  \tcompound: c-1\n", "x.yaml:3:3: invalid YAML: a tab in the indentation"},
+		{"gateway:\n  id: 'gw-1\n  compound: c-1\n", "x.yaml:2:7: invalid YAML: the ' that starts this value is never closed"},
+		{"gateway:\n  id: gw-1\n    compound: c-1\n", "x.yaml:3:5: invalid YAML: this line is indented more than line 2"},
+		{"gateway:\n  id: gw-1\n  compound: c-1\nlog:\n    level: info\n  format: text\n", "x.yaml:6:3: invalid YAML: the indentation (column 3) matches no block above"},
+		{"gateway:\n  id: gw-1\n  compound: a: b\n", `x.yaml:3:14: invalid YAML: a value containing ": " must be quoted`},
+	} {
+		_, err := config.Parse("x.yaml", []byte(tt.src))
+		if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+			t.Errorf("%q:\n got %v\nwant %s…", tt.src, err, tt.want)
+		}
+	}
+}

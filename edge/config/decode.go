@@ -163,16 +163,16 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		if v.IsNil() {
 			v.Set(reflect.MakeMap(v.Type()))
 		}
-		seen := map[string]bool{}
+		seen := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, val := n.Content[i], n.Content[i+1]
 			kp := join(path, k.Value)
-			if seen[k.Value] {
+			if first, dup := seen[k.Value]; dup {
 				d.mark(k, kp)
-				d.r.At(kp, "duplicate key %q", k.Value)
+				d.r.At(kp, "duplicate key %q (first given on line %d): keep one", k.Value, first)
 				continue
 			}
-			seen[k.Value] = true
+			seen[k.Value] = k.Line
 			key := reflect.New(v.Type().Key()).Elem()
 			switch key.Kind() {
 			case reflect.String:
@@ -310,7 +310,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		byName[f.name] = f
 		names = append(names, f.name)
 	}
-	seen := map[string]bool{}
+	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		kp := join(path, k.Value)
@@ -319,11 +319,11 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			d.r.At(path, "keys must be plain names")
 			continue
 		}
-		if seen[k.Value] {
-			d.r.At(kp, "duplicate key %q", k.Value)
+		if first, dup := seen[k.Value]; dup {
+			d.r.At(kp, "duplicate key %q (first given on line %d): keep one", k.Value, first)
 			continue
 		}
-		seen[k.Value] = true
+		seen[k.Value] = k.Line
 		f, ok := byName[k.Value]
 		if !ok {
 			if s := suggest(k.Value, names); s != "" {

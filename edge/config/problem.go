@@ -39,10 +39,19 @@ func (p Problem) Error() string {
 // error Load returns; its Error joins them one per line.
 type Problems []Problem
 
+// MaxListed bounds the problems an error lists: past it, a file is
+// broken as a whole (or built to be: an alias bomb) and a reader fixes the
+// first ones and checks again.
+const MaxListed = 100
+
 func (ps Problems) Error() string {
-	lines := make([]string, len(ps))
-	for i, p := range ps {
+	n := min(len(ps), MaxListed)
+	lines := make([]string, n, n+1)
+	for i, p := range ps[:n] {
 		lines[i] = p.Error()
+	}
+	if more := len(ps) - n; more > 0 {
+		lines = append(lines, fmt.Sprintf("… and %d more (另有 %d 个问题未列出): fix the ones above and check again", more, more))
 	}
 	return strings.Join(lines, "\n")
 }
@@ -101,8 +110,7 @@ func (r *Reporter) DecodeYAML(data []byte, v any) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
-		line, msg := yamlErrorLine(err)
-		r.probs = append(r.probs, Problem{File: r.file, Line: line, Col: 1, Msg: msg})
+		r.probs = append(r.probs, yamlProblem(r.file, data, err))
 		return
 	}
 	r.mark("", 1, 1)

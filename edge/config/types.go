@@ -134,11 +134,19 @@ func (s Secret) Reveal() (string, error) {
 		name := strings.TrimPrefix(s.src, "env:")
 		v, ok := os.LookupEnv(name)
 		if !ok {
-			return "", fmt.Errorf("secret: environment variable %s is not set", name)
+			return "", &UnsetEnvError{Var: name}
 		}
 		return v, nil
 	}
 	return s.src, nil
+}
+
+// UnsetEnvError is Reveal's error for an env: secret whose variable is
+// not set, so the command that reports it can say which one to set.
+type UnsetEnvError struct{ Var string }
+
+func (e *UnsetEnvError) Error() string {
+	return "secret: environment variable " + e.Var + " is not set"
 }
 
 func (s Secret) String() string { return Redacted }
