@@ -13,7 +13,7 @@ type subcommand struct {
 	run     func(ctx context.Context, args []string, io stdio) error
 }
 
-// simCommands are the device simulators (`lintel sim modbus|serial|camera|elders`),
+// simCommands are the device simulators (`lintel sim modbus|serial|camera|elders|recording`),
 // each added from its own file.
 var simCommands = map[string]subcommand{}
 
@@ -21,7 +21,7 @@ var simCommands = map[string]subcommand{}
 var probeCommands = map[string]subcommand{}
 
 func init() {
-	register(command{name: "sim", summary: "run a device simulator (modbus, serial, camera, elders)", run: dispatcher("sim", simCommands)})
+	register(command{name: "sim", summary: "run a device simulator (modbus, serial, camera, elders, recording)", run: dispatcher("sim", simCommands)})
 	register(command{name: "probe", summary: "installer diagnostics: scan a bus, learn radio codes, test a camera", run: dispatcher("probe", probeCommands)})
 }
 
