@@ -24,6 +24,11 @@ import (
 // What each door cycle turned out to be teaches the habits (learn.go).
 // With Settings.Legacy none of this runs.
 
+// doorReuse: the door opened again this soon after it closed is the same
+// door use (back for the keys, checking the lock — real recordings show
+// two cycles 3–61 s apart at most departures and arrivals), not a return.
+const doorReuse = 2 * time.Minute
+
 // doorOpening records where the elder was when the door opened (before
 // the open changes anything) and settles a pending door use.
 func (e *Engine) doorOpening(el *elder, t time.Time, dev string) {
@@ -33,7 +38,14 @@ func (e *Engine) doorOpening(el *elder, t time.Time, dev string) {
 	s := el.st
 	s.DoorCycles++
 	s.DoorFrom, s.DoorDev = s.Presence.State, dev
-	if p := s.PendingDoorUse; !p.IsZero() {
+	if !s.ReturnedAt.IsZero() && s.ReturnedAt.Equal(s.DoorClosedAt) && t.Sub(s.DoorClosedAt) < doorReuse {
+		// The second cycle of an arrival (the door shut again, locked):
+		// still the return.
+		s.DoorFrom = doorReturn
+		e.dirty[el] = true
+		return
+	}
+	if p := s.PendingDoorUse; !p.IsZero() && t.Sub(p) >= doorReuse {
 		// The door again with nothing seen since the last cycle from
 		// home: that one was a departure, this is the return.
 		s.PendingDoorUse = time.Time{}
@@ -48,6 +60,9 @@ func (e *Engine) doorOpening(el *elder, t time.Time, dev string) {
 	e.dirty[el] = true
 }
 
+// doorReturn marks a door cycle that continues an arrival.
+const doorReturn = "return"
+
 // doorClosed ends a door cycle: a return when it began away (or
 // uncertain, or after an unseen departure), a door use to be settled when
 // it began at home.
@@ -57,6 +72,8 @@ func (e *Engine) doorClosed(el *elder, t time.Time, dev string) {
 	}
 	s := el.st
 	switch s.DoorFrom {
+	case doorReturn:
+		s.ReturnedAt = t
 	case PresenceAway, PresenceUncertain:
 		s.ReturnedAt = t
 		out := fmtEn(t.Sub(later(s.Presence.Since, s.LeftAt)))
@@ -117,6 +134,8 @@ const (
 	// while the door cycled this often, for this long, is blind.
 	stuckOffCycles = 3
 	stuckOffAfter  = 12 * time.Hour
+	// stuckOffExpected: the events its own norm expects in the silence.
+	stuckOffExpected = 20.0
 )
 
 // roll closes the sensor's counting hours up to the local hour hi.
@@ -224,7 +243,11 @@ func (e *Engine) ruleStuck(el *elder, now time.Time, n *nextT) {
 			if since.IsZero() {
 				since = s.FirstSeen
 			}
-			if sn.Stuck == "" && !since.IsZero() && s.DoorCycles-sn.Cycles >= stuckOffCycles && now.Sub(since) >= stuckOffAfter {
+			// Blind only if the silence is improbable for this sensor: a
+			// cupboard contact used twice a day is quiet for days.
+			quiet := now.Sub(since)
+			if sn.Stuck == "" && !since.IsZero() && s.DoorCycles-sn.Cycles >= stuckOffCycles && quiet >= stuckOffAfter &&
+				sn.NormHours >= normMinHours && sn.Norm*quiet.Hours() >= stuckOffExpected {
 				sn.Stuck, sn.StuckAt, el.problems = "off", now, true
 				e.dirty[el] = true
 			}

@@ -507,7 +507,7 @@ func (l Limit) explained() Limit {
 func (e *Engine) inactivityLimit(el *elder, start time.Time) Limit {
 	// Evaluated at every event; the answer changes only with the start
 	// of the silence and the habits.
-	k := limKey{start.UnixMilli(), el.hb.ver, afterDoor(el.st, start), el.hb.Days >= habitMinDays}
+	k := limKey{start.UnixMilli(), el.hb.ver, useAfterDoor(el.st, start), el.hb.Days >= habitMinDays}
 	if el.limOK && el.limKey == k {
 		return el.lim
 	}
@@ -533,7 +533,7 @@ func (e *Engine) computeInactivityLimit(el *elder, start time.Time) Limit {
 		return l
 	}
 	hist, minW := &el.hb.Quiet, habitMinWeightQ
-	if afterDoor(el.st, start) {
+	if useAfterDoor(el.st, start) {
 		// A silence that began with the door closing: her quiet spells
 		// after coming in (or taking something in at the door).
 		hist, minW, l.afterDoor = &el.hb.After, habitMinWeightAfter, true
@@ -682,6 +682,13 @@ func (e *Engine) learnGap(el *elder, prev, t time.Time, dev string) {
 		return
 	}
 	e.learnQuiet(el, prev, d)
+}
+
+// useAfterDoor reports whether the after-door spells apply: a silence
+// that began at the door, unless she is already "uncertain" (quiet for
+// away_after since: the short spells after a door use say nothing more).
+func useAfterDoor(s *elderState, start time.Time) bool {
+	return afterDoor(s, start) && s.Presence.State != PresenceUncertain
 }
 
 // afterDoor reports whether a silence that began at start began with the
