@@ -21,7 +21,7 @@ var simCommands = map[string]subcommand{}
 var probeCommands = map[string]subcommand{}
 
 func init() {
-	register(command{name: "sim", summary: "run a device simulator (modbus, serial, camera, elders, recording)", run: dispatcher("sim", simCommands)})
+	register(command{name: "sim", summary: "run a device or platform simulator (modbus, serial, camera, elders, recording, viid)", run: dispatcher("sim", simCommands)})
 	register(command{name: "probe", summary: "installer diagnostics: scan a bus, learn radio codes, test a camera", run: dispatcher("probe", probeCommands)})
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/lintel-edge/lintel/edge/status"
 	"github.com/lintel-edge/lintel/edge/store"
 	"github.com/lintel-edge/lintel/sync/city"
+	"github.com/lintel-edge/lintel/sync/police"
 )
 
 // sinkHealth is the status page's view of the uplinks: what the running
@@ -26,6 +27,16 @@ func (h sinkHealth) Sinks() []status.Sink {
 			continue // another gateway in the same process (tests)
 		}
 		k := status.Sink{Name: s.Name, Connected: s.Connected, LastSuccess: s.LastSuccess, LastError: s.LastError}
+		if ss, ok := stats.Sinks[s.Name]; ok {
+			k.Backlog, k.OldestAge = ss.Backlog, ss.OldestUnackedAge
+		}
+		out = append(out, k)
+	}
+	for _, s := range police.States() {
+		if s.Gateway != h.cfg.Gateway.ID {
+			continue
+		}
+		k := status.Sink{Name: s.Name, Connected: s.Registered, LastSuccess: s.LastSuccess, LastError: s.LastError}
 		if ss, ok := stats.Sinks[s.Name]; ok {
 			k.Backlog, k.OldestAge = ss.Backlog, ss.OldestUnackedAge
 		}
