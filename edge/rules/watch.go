@@ -86,11 +86,17 @@ func (e *Engine) fallAfterDoor(el *elder, now time.Time, n *nextT) {
 	lim := e.inactivityLimit(el, left)
 	ceil := lim.Configured
 	if !ok {
-		// Cold start, or no outings of hers around this hour to say
-		// when she would be back: the not-returned rule speaks.
-		return
+		if !e.learned(el) {
+			return // cold start: the not-returned rule speaks, as before
+		}
+		// A week of her days and no outings around this hour: the door
+		// cycle is watched against the fixed inactivity limit.
+		ur = ceil
 	}
 	D := max(lim.Applied, ur)
+	if !ok && D >= ceil {
+		D = ceil - time.Millisecond // at the fixed limit, not after it
+	}
 	if D >= ceil {
 		// She is often out longer than the fixed limit from this hour:
 		// a fall check would page for her habit (measured: ~3 staff
