@@ -358,9 +358,18 @@ func relDumpStore(path string) (*relDump, error) {
 				return nil
 			}
 			seq := binary.BigEndian.Uint64(k)
-			if len(v) < 24 || v[0] != 1 || (v[1] != 1 && v[1] != 2) {
+			if len(v) < 24 || (v[0] != 1 && v[0] != 2) || (v[1] != 1 && v[1] != 2) {
 				d.corrupt = append(d.corrupt, fmt.Sprintf("record %d: bad header", seq))
 				return nil
+			}
+			body := 22 // version 1: the JSON follows the CRC
+			if v[0] == 2 {
+				// version 2: severity rank, kind length, kind, then the JSON
+				body = 24 + int(v[23])
+				if len(v) < body+2 {
+					d.corrupt = append(d.corrupt, fmt.Sprintf("record %d: bad header", seq))
+					return nil
+				}
 			}
 			c := crc32.Update(0, relCastagnoli, k)
 			c = crc32.Update(c, relCastagnoli, v[:18])
@@ -370,7 +379,7 @@ func relDumpStore(path string) (*relDump, error) {
 				return nil
 			}
 			var e relWireEvent
-			if err := json.Unmarshal(v[22:], &e); err != nil {
+			if err := json.Unmarshal(v[body:], &e); err != nil {
 				d.corrupt = append(d.corrupt, fmt.Sprintf("record %d: %v", seq, err))
 				return nil
 			}

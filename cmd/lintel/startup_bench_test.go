@@ -51,7 +51,7 @@ func BenchmarkStartToReady(b *testing.B) {
 
 // perfStoreVersion names the cached store's layout; bump it when the
 // store format or the generated events change.
-const perfStoreVersion = "v1"
+const perfStoreVersion = "v2" // v2: record header with kind and severity (issue 18)
 
 func benchStart(b *testing.B, srcStore string) {
 	bin, err := buildOnce()

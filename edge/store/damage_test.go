@@ -35,8 +35,16 @@ func dumpIndependent(t *testing.T, path string) map[uint64]string {
 			return fmt.Errorf("no events bucket")
 		}
 		return b.ForEach(func(k, v []byte) error {
-			if len(k) != 8 || len(v) < 24 || v[0] != 1 {
+			if len(k) != 8 || len(v) < 24 || (v[0] != 1 && v[0] != 2) {
 				return fmt.Errorf("record %x: bad shape", k)
+			}
+			body := 22 // version 1: the JSON follows the CRC
+			if v[0] == 2 {
+				// version 2: severity rank, kind length, kind, then JSON
+				body = 24 + int(v[23])
+				if len(v) < body+2 {
+					return fmt.Errorf("record %x: bad shape", k)
+				}
 			}
 			c := crc32.Update(0, table, k)
 			c = crc32.Update(c, table, v[:18])
@@ -44,7 +52,7 @@ func dumpIndependent(t *testing.T, path string) map[uint64]string {
 			if c != binary.BigEndian.Uint32(v[18:22]) {
 				return fmt.Errorf("record %d: checksum", binary.BigEndian.Uint64(k))
 			}
-			out[binary.BigEndian.Uint64(k)] = string(v[22:])
+			out[binary.BigEndian.Uint64(k)] = string(v[body:])
 			return nil
 		})
 	})

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -44,14 +45,44 @@ func (s *Store) ReadRange(after uint64, max int) ([]*event.Event, error) {
 		return nil, fmt.Errorf("read range: max %d, want > 0", max)
 	}
 	var out []*event.Event
-	decode := func(seq uint64, v []byte) {
+	err := s.scan(after, max, func(seq uint64, v []byte) scanStep {
 		_, ev, err := decodeRecord(seq, v)
 		if err != nil {
 			s.corruptReads.Add(1)
 			s.log.Error("store record unreadable, skipped", "seq", seq, "err", err)
-			return
+			return scanSkip
 		}
 		out = append(out, ev)
+		return scanTake
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read range: %w", err)
+	}
+	return out, nil
+}
+
+// scanStep is what a scan callback did with a record.
+type scanStep int
+
+const (
+	scanTake scanStep = iota // taken: counts against max
+	scanSkip                 // skipped (damaged): does not count
+	scanStop                 // not taken, and no more wanted
+)
+
+// scan calls f with the stored values of the records with seq > after,
+// ascending, until f has taken max of them or asks to stop. Values alias
+// bbolt's pages or the journal overlay: valid only during f.
+func (s *Store) scan(after uint64, max int, f func(seq uint64, v []byte) scanStep) error {
+	n := 0
+	stop := false
+	each := func(seq uint64, v []byte) {
+		switch f(seq, v) {
+		case scanTake:
+			n++
+		case scanStop:
+			stop = true
+		}
 	}
 	// The journal overlay is taken before the bbolt snapshot: a fold in
 	// between puts the same records in both, never in neither. bbolt
@@ -61,26 +92,130 @@ func (s *Store) ReadRange(after uint64, max int) ([]*event.Event, error) {
 	ovFirst := rv.firstSeq()
 	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketEvents).Cursor()
-		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
+		for k, v := c.Seek(seqKey(after + 1)); k != nil && n < max && !stop; k, v = c.Next() {
 			if ovFirst != 0 && keySeq(k) >= ovFirst {
 				break
 			}
-			decode(keySeq(k), v)
+			each(keySeq(k), v)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read range: %w", err)
+		return err
 	}
 	for _, e := range rv.evs {
-		if len(out) >= max {
+		if n >= max || stop {
 			break
 		}
 		if e.seq > after {
-			decode(e.seq, e.v)
+			each(e.seq, e.v)
 		}
 	}
-	return out, nil
+	return nil
+}
+
+// RawEvent is one stored event as the bytes it is stored as, with what
+// routing needs taken from the record header: no JSON is parsed (for a
+// record written before the header carried kind and severity, those two
+// fields alone are parsed from the JSON).
+//
+// JSON and Kind alias the store's memory (a bbolt page or the journal
+// overlay) and are valid only during the callback that received them:
+// copy what must outlive it.
+type RawEvent struct {
+	Seq      uint64
+	Severity event.Severity
+	Kind     []byte // as ASCII bytes; event.Kind(r.Kind) copies it
+	// Important is the storage class (urgent, with evidence, or declaring
+	// missing seqs): the last dropped under quota pressure.
+	Important bool
+	// JSON is the event exactly as stored: Event v1, the bytes
+	// event.Event.MarshalJSON gave at append time.
+	JSON []byte
+}
+
+// ReadRaw is Read without decoding: it calls f with each stored event
+// after the given seq, ascending, up to max events, until f returns false
+// (that event is then not counted and f sees no more). It returns how many
+// events f accepted and the seq of the last of them. f runs while the
+// store holds a read snapshot: it must be quick, must not keep the slices
+// it is handed, and must not call the store. Damaged records are skipped
+// and counted as in Read.
+func (s *Store) ReadRaw(sink string, after uint64, max int, f func(RawEvent) bool) (n int, last uint64, err error) {
+	if !s.sinks[sink] {
+		return 0, 0, fmt.Errorf("read raw: unknown sink %q", sink)
+	}
+	n, last, err = s.ReadRangeRaw(after, max, f)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read %s: %w", sink, err)
+	}
+	return n, last, nil
+}
+
+// ReadRangeRaw is ReadRaw without a sink.
+func (s *Store) ReadRangeRaw(after uint64, max int, f func(RawEvent) bool) (n int, last uint64, err error) {
+	if max <= 0 {
+		return 0, 0, fmt.Errorf("read range raw: max %d, want > 0", max)
+	}
+	err = s.scan(after, max, func(seq uint64, v []byte) scanStep {
+		r, err := rawEvent(seq, v)
+		if err != nil {
+			s.corruptReads.Add(1)
+			s.log.Error("store record unreadable, skipped", "seq", seq, "err", err)
+			return scanSkip
+		}
+		if !f(r) {
+			return scanStop
+		}
+		n++
+		last = seq
+		return scanTake
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("read range raw: %w", err)
+	}
+	return n, last, nil
+}
+
+// rawEvent checks a stored value and describes it without decoding it.
+func rawEvent(seq uint64, v []byte) (RawEvent, error) {
+	h, err := decodeHeader(seq, v)
+	if err != nil {
+		return RawEvent{}, err
+	}
+	r := RawEvent{Seq: seq, Important: h.class == classImportant, JSON: v[h.body:]}
+	if v[0] == recordVersion {
+		r.Severity, r.Kind = severityOfRank(h.sev), recordKind(v)
+		return r, nil
+	}
+	// A version 1 record: the two routing fields from the JSON.
+	var ev struct {
+		Seq      uint64         `json:"seq"`
+		Kind     string         `json:"kind"`
+		Severity event.Severity `json:"severity"`
+	}
+	if err := json.Unmarshal(r.JSON, &ev); err != nil {
+		return RawEvent{}, fmt.Errorf("record %d: decode event: %w", seq, err)
+	}
+	if ev.Seq != seq {
+		return RawEvent{}, fmt.Errorf("record %d: event carries seq %d", seq, ev.Seq)
+	}
+	r.Severity, r.Kind = ev.Severity, []byte(ev.Kind)
+	return r, nil
+}
+
+func severityOfRank(r byte) event.Severity {
+	switch r {
+	case 1:
+		return event.Info
+	case 2:
+		return event.Warning
+	case 3:
+		return event.Alert
+	case 4:
+		return event.Critical
+	}
+	return ""
 }
 
 func maxU64(a, b uint64) uint64 { return max(a, b) }

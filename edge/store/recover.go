@@ -168,7 +168,7 @@ func (s *Store) salvage(data []byte, gen, lastIndex uint64, off int64, limit uin
 // checks out, returning its length, or 0.
 func (s *Store) salvageRecord(b []byte, limit uint64) int {
 	const opHead = 1 + 8 + 4
-	if len(b) < opHead+headerSize+2 || b[0] != walOpEvent || b[opHead] != recordVersion {
+	if len(b) < opHead+headerSize+2 || b[0] != walOpEvent || (b[opHead] != recordVersion && b[opHead] != recordV1) {
 		return 0
 	}
 	seq := binary.BigEndian.Uint64(b[1:])

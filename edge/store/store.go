@@ -409,7 +409,7 @@ func (s *Store) Append(ctx context.Context, evs ...*event.Event) error {
 			c.Place = &p
 		}
 		r.recs[i] = pendingRecord{js: js, class: classOf(&c), ev: &c}
-		r.bytes += len(js) + headerSize + keySize
+		r.bytes += recordLen(string(c.Kind), len(js)) + keySize
 	}
 	if err := s.submit(ctx, r); err != nil {
 		return fmt.Errorf("append: %w", err)

@@ -19,7 +19,7 @@ func (s *Store) stamp(p *pendingRecord, mono uint64, wall int64) (seq uint64, id
 	if err != nil {
 		return 0, "", nil, header{}, fmt.Errorf("stamp event: %w", err)
 	}
-	h = header{class: p.class, monoMS: mono, wallMS: wall}
+	h = header{class: p.class, monoMS: mono, wallMS: wall, sev: byte(p.ev.Severity.Rank()), kind: string(p.ev.Kind)}
 	return seq, id, encodeRecord(seq, h, js), h, nil
 }
 

@@ -592,7 +592,7 @@ type dropInfo struct {
 // (store.seq_skipped, store.lost, an earlier store.dropped) declared, so
 // that what it declared stays declared. v is the dropped record's value.
 func (d *dropInfo) absorb(v []byte) {
-	if len(v) <= headerSize || v[1] != classImportant || !bytes.Contains(v[headerSize:], []byte(`"kind":"store.`)) {
+	if len(v) <= headerSize || v[1] != classImportant || !bytes.Contains(v[headerSize:], []byte(`"kind":"store.`)) || (v[0] != recordV1 && v[0] != recordVersion) {
 		return
 	}
 	var ev struct {
@@ -601,7 +601,7 @@ func (d *dropInfo) absorb(v []byte) {
 			First uint64 `json:"first_seq"`
 		} `json:"data"`
 	}
-	if json.Unmarshal(v[headerSize:], &ev) != nil || !declares(ev.Kind) || ev.Data.First == 0 {
+	if len(v) < headerSize+2 || (v[0] == recordVersion && len(v) < headerSize+2+int(v[headerSize+1])) || json.Unmarshal(recordJSON(v), &ev) != nil || !declares(ev.Kind) || ev.Data.First == 0 {
 		return
 	}
 	d.FirstSeq = min(d.FirstSeq, ev.Data.First)
@@ -707,7 +707,7 @@ func (s *Store) appendInternal(b *bolt.Bucket, ev *event.Event, mono uint64, wal
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", ev.Kind, err)
 	}
-	if err := s.putRecord(b, seq, header{class: classOf(ev), monoMS: mono, wallMS: wall}, js); err != nil {
+	if err := s.putRecord(b, seq, headerOf(ev, mono, wall), js); err != nil {
 		return err
 	}
 	*out = append(*out, ev)

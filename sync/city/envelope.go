@@ -60,14 +60,103 @@ type header struct {
 }
 
 // encodeBatch builds the envelope of evs (already JSON-encoded, in seq
-// order) and compresses it when gz is set. It writes the envelope by hand
-// so the events array is hashed and written once.
+// order) and compresses it when gz is set.
 func encodeBatch(h header, prev, first, last uint64, evs [][]byte, sentAt time.Time, gz bool) ([]byte, error) {
-	n := 256
+	bb := newBatchBuilder(h)
+	n := 0
 	for _, e := range evs {
 		n += len(e) + 1
 	}
-	buf := make([]byte, 0, n)
+	bb.reset(make([]byte, 0, bb.reserve+n+64))
+	for _, e := range evs {
+		bb.add(0, e)
+	}
+	bb.first, bb.last = first, last
+	return bb.finish(prev, sentAt, gz, nil)
+}
+
+// batchBuilder writes an envelope around event JSON appended to it as it
+// is read from the log, copying each event's bytes once: the events array
+// is written first, after room reserved for the envelope's head (whose
+// counts and seqs are known only at the end), and the head is then
+// written right-aligned into that room. The CRC is taken over the array's
+// exact bytes, as the contract says.
+type batchBuilder struct {
+	h           header
+	reserve     int // room for the longest head
+	buf         []byte
+	n           int
+	first, last uint64
+}
+
+func newBatchBuilder(h header) *batchBuilder {
+	far := time.Date(9999, 12, 31, 23, 59, 59, 999e6, time.UTC)
+	head := appendBatchHead(nil, h, ^uint64(0), ^uint64(0), ^uint64(0), int(^uint(0)>>1), far)
+	return &batchBuilder{h: h, reserve: len(head)}
+}
+
+// reset starts a batch in buf (its contents are discarded).
+func (b *batchBuilder) reset(buf []byte) {
+	if cap(buf) < b.reserve+2 {
+		buf = make([]byte, 0, b.reserve+4096)
+	}
+	b.buf = append(buf[:b.reserve], '[')
+	b.n, b.first, b.last = 0, 0, 0
+}
+
+// add appends one event's JSON (exactly the stored bytes).
+func (b *batchBuilder) add(seq uint64, js []byte) {
+	if b.n > 0 {
+		b.buf = append(b.buf, ',')
+	} else {
+		b.first = seq
+	}
+	b.buf = append(b.buf, js...)
+	b.last = seq
+	b.n++
+}
+
+// size is the length of the events array so far.
+func (b *batchBuilder) size() int { return len(b.buf) - b.reserve }
+
+// finish closes the envelope and returns the payload, gzip-compressed when
+// gz is set (into zbuf's storage if given). The payload aliases the
+// builder's buffer when not compressed.
+func (b *batchBuilder) finish(prev uint64, sentAt time.Time, gz bool, zbuf []byte) ([]byte, error) {
+	b.buf = append(b.buf, ']')
+	sum := crc32.ChecksumIEEE(b.buf[b.reserve:])
+	b.buf = append(b.buf, `,"crc32":`...)
+	b.buf = strconv.AppendUint(b.buf, uint64(sum), 10)
+	b.buf = append(b.buf, '}')
+	var scratch [512]byte
+	head := appendBatchHead(scratch[:0], b.h, prev, b.first, b.last, b.n, sentAt)
+	var out []byte
+	if len(head) <= b.reserve {
+		start := b.reserve - len(head)
+		copy(b.buf[start:], head)
+		out = b.buf[start:]
+	} else { // a clock past year 9999: not worth a special case beyond correctness
+		out = append(head, b.buf[b.reserve:]...)
+	}
+	if !gz {
+		return out, nil
+	}
+	zb := bytes.NewBuffer(zbuf[:0])
+	zb.Grow(len(out) / 4)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(zb)
+	if _, err := zw.Write(out); err != nil {
+		return nil, fmt.Errorf("gzip batch: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("gzip batch: %w", err)
+	}
+	return zb.Bytes(), nil
+}
+
+// appendBatchHead appends the envelope up to and including `"events":`.
+func appendBatchHead(buf []byte, h header, prev, first, last uint64, count int, sentAt time.Time) []byte {
 	buf = append(buf, `{"schema":"`+BatchSchema+`","lane":`...)
 	buf = strconv.AppendQuote(buf, h.lane)
 	buf = append(buf, `,"gateway":`...)
@@ -83,38 +172,10 @@ func encodeBatch(h header, prev, first, last uint64, evs [][]byte, sentAt time.T
 	buf = append(buf, `,"last_seq":`...)
 	buf = strconv.AppendUint(buf, last, 10)
 	buf = append(buf, `,"count":`...)
-	buf = strconv.AppendInt(buf, int64(len(evs)), 10)
+	buf = strconv.AppendInt(buf, int64(count), 10)
 	buf = append(buf, `,"sent_at":"`...)
 	buf = sentAt.UTC().AppendFormat(buf, event.TimeLayout)
-	buf = append(buf, `","events":`...)
-	start := len(buf)
-	buf = append(buf, '[')
-	for i, e := range evs {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = append(buf, e...)
-	}
-	buf = append(buf, ']')
-	sum := crc32.ChecksumIEEE(buf[start:])
-	buf = append(buf, `,"crc32":`...)
-	buf = strconv.AppendUint(buf, uint64(sum), 10)
-	buf = append(buf, '}')
-	if !gz {
-		return buf, nil
-	}
-	var out bytes.Buffer
-	out.Grow(len(buf) / 4)
-	zw := gzipWriters.Get().(*gzip.Writer)
-	defer gzipWriters.Put(zw)
-	zw.Reset(&out)
-	if _, err := zw.Write(buf); err != nil {
-		return nil, fmt.Errorf("gzip batch: %w", err)
-	}
-	if err := zw.Close(); err != nil {
-		return nil, fmt.Errorf("gzip batch: %w", err)
-	}
-	return out.Bytes(), nil
+	return append(buf, `","events":`...)
 }
 
 var gzipWriters = sync.Pool{New: func() any {

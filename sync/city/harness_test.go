@@ -137,6 +137,10 @@ func (b *broker) url() string { return fmt.Sprintf("tcp://127.0.0.1:%d", b.port)
 
 // startBroker starts mosquitto with a plain listener and, given certs, a
 // TLS listener and an mTLS listener (client certificate required).
+// brokerExtra is added to every test broker's configuration (a
+// benchmark sets set_tcp_nodelay to compare).
+var brokerExtra = ""
+
 func startBroker(t testing.TB, c *certs) *broker {
 	t.Helper()
 	b := &broker{t: t, bin: mosquittoPath(t), port: freePort(t)}
@@ -158,9 +162,10 @@ log_type notice
 connection_messages true
 max_queued_messages 1000000
 max_inflight_messages 100
+%s
 listener %d 127.0.0.1
 allow_anonymous true
-`, b.port)
+`, brokerExtra, b.port)
 	if c != nil {
 		b.tlsPort, b.mtls = freePort(t), freePort(t)
 		fmt.Fprintf(&conf, "listener %d 127.0.0.1\nallow_anonymous true\ncafile %s\ncertfile %s\nkeyfile %s\ntls_version tlsv1.2\n", b.tlsPort, c.ca, c.serverCrt, c.serverKey)

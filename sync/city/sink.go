@@ -57,6 +57,14 @@ type Log interface {
 	Stats() store.Stats
 }
 
+// RawLog is what the sink uses of a log that can hand out stored events as
+// bytes (*store.Store does): the batcher then copies each event's stored
+// JSON into the envelope without decoding or re-encoding it. A Log without
+// it is read with Read and re-encoded.
+type RawLog interface {
+	ReadRaw(sink string, after uint64, max int, f func(store.RawEvent) bool) (n int, last uint64, err error)
+}
+
 // Commander dispatches downlink commands; *edge.Commands implements it.
 type Commander interface {
 	Dispatch(ctx context.Context, name string, args json.RawMessage, actor, via string) (any, error)
@@ -400,7 +408,28 @@ type flight struct {
 	sent        time.Time
 	pubacked    bool
 	appacked    bool
-	fresh       bool // its seqs were not sent before on this connection
+	fresh       bool   // its seqs were not sent before on this connection
+	buf         []byte // the payload, reused once the batch is confirmed
+}
+
+// readEncoded fills bb from a Log without ReadRaw: decoded events,
+// encoded again. It reports whether the batch is full (see pump).
+func (s *Sink) readEncoded(bb *batchBuilder, next uint64, maxEv, maxBytes int) (bool, error) {
+	evs, err := s.d.Log.Read(s.d.Name, next, maxEv)
+	if err != nil {
+		return false, err
+	}
+	for _, ev := range evs {
+		js, err := ev.MarshalJSON()
+		if err != nil {
+			return false, fmt.Errorf("encode event %d: %w", ev.Seq, err)
+		}
+		if bb.n > 0 && bb.size()+len(js)+1 > maxBytes {
+			return true, nil
+		}
+		bb.add(ev.Seq, js)
+	}
+	return len(evs) == maxEv, nil
 }
 
 // maxAckBackoff bounds the adaptive wait for a platform ack (timeouts
@@ -558,53 +587,79 @@ func (s *Sink) pump(ctx context.Context, c mqtt.Client, lost <-chan error, acks 
 	var sentTo uint64 // highest seq sent on this connection
 	timer := time.NewTimer(pollEvery)
 	defer timer.Stop()
-	encoded := make([][]byte, 0, maxEv)
+	bb := newBatchBuilder(h)
+	rawLog, _ := s.d.Log.(RawLog)
+	// Payload buffers come back once their batch is confirmed: paho holds
+	// a payload until its PUBACK, so only a confirmed batch's is free.
+	var free [][]byte
+	var zbuf []byte // the uncompressed envelope when gzip is on
 	loop := s.loopName()
 	for {
 		sdnotify.Beat(loop)
 		wakeIn := pollEvery
 		// Fill the window.
 		for len(inflight) < s.o.Window {
-			evs, err := s.d.Log.Read(s.d.Name, next, maxEv)
+			var buf []byte
+			if s.o.Gzip {
+				buf = zbuf
+			} else if k := len(free); k > 0 {
+				buf, free = free[k-1], free[:k-1]
+			}
+			bb.reset(buf)
+			// full: the batch holds max_events, or the next event would
+			// pass max_bytes; a batch that is not full may linger.
+			var full bool
+			var err error
+			if rawLog != nil {
+				_, _, err = rawLog.ReadRaw(s.d.Name, next, maxEv, func(r store.RawEvent) bool {
+					if bb.n > 0 && bb.size()+len(r.JSON)+1 > maxBytes {
+						full = true
+						return false
+					}
+					bb.add(r.Seq, r.JSON)
+					return true
+				})
+				full = full || bb.n == maxEv
+			} else {
+				full, err = s.readEncoded(bb, next, maxEv, maxBytes)
+			}
 			if err != nil {
 				return fmt.Errorf("read log: %w", err)
 			}
-			if len(evs) == 0 {
+			unused := func() {
+				if !s.o.Gzip {
+					free = append(free, bb.buf)
+				}
+			}
+			if bb.n == 0 {
 				partial = time.Time{}
+				unused()
 				break
 			}
-			if len(evs) < maxEv && linger > 0 {
+			if !full && linger > 0 {
 				if partial.IsZero() {
 					partial = time.Now()
 				}
 				if w := linger - time.Since(partial); w > 0 {
 					wakeIn = min(wakeIn, w)
+					unused()
 					break
 				}
 			}
 			partial = time.Time{}
-			encoded = encoded[:0]
-			size := 0
-			n := 0
-			for _, ev := range evs {
-				js, err := ev.MarshalJSON()
-				if err != nil {
-					return fmt.Errorf("encode event %d: %w", ev.Seq, err)
-				}
-				if n > 0 && size+len(js) > maxBytes {
-					break
-				}
-				encoded = append(encoded, js)
-				size += len(js) + 1
-				n++
-			}
-			first, last := evs[0].Seq, evs[n-1].Seq
-			payload, err := encodeBatch(h, next, first, last, encoded, time.Now(), s.o.Gzip)
+			n, first, last := bb.n, bb.first, bb.last
+			payload, err := bb.finish(next, time.Now(), s.o.Gzip, nil)
 			if err != nil {
 				return err
 			}
+			var owned []byte // the buffer behind payload, to reuse
+			if s.o.Gzip {
+				zbuf = bb.buf // the envelope was copied into the compressed payload
+			} else {
+				owned = bb.buf
+			}
 			tok := c.Publish(topic, 1, false, payload)
-			inflight = append(inflight, &flight{first: first, last: last, tok: tok, sent: time.Now(), fresh: last > sentTo})
+			inflight = append(inflight, &flight{first: first, last: last, tok: tok, sent: time.Now(), fresh: last > sentTo, buf: owned})
 			sentTo = max(sentTo, last)
 			s.BatchesSent.Add(1)
 			s.EventsSent.Add(uint64(n))
@@ -631,6 +686,9 @@ func (s *Sink) pump(ctx context.Context, c mqtt.Client, lost <-chan error, acks 
 				ackWait = min(max(2*time.Since(f.sent), ackWait-ackWait/8, base), maxAckBackoff*base)
 			}
 			s.confirm(f.last)
+			if f.buf != nil && len(free) < s.o.Window {
+				free = append(free, f.buf)
+			}
 			inflight = inflight[1:]
 		}
 		var headDone <-chan struct{}
