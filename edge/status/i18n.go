@@ -301,6 +301,7 @@ var catalogue = map[string][2]string{
 	"kind.sensor.silent":            {"传感器无上报", "sensor silent"},
 	"kind.telemetry":                {"测量值", "telemetry"},
 	"kind.command.applied":          {"操作记录", "action recorded"},
+	"kind.command.refused":          {"指令被拒", "command refused"},
 	"kind.gateway.started":          {"网关启动", "gateway started"},
 	"kind.gateway.stopped":          {"网关停止", "gateway stopped"},
 	"kind.store.dropped":            {"存储已满，丢弃旧事件", "old events dropped"},

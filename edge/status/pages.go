@@ -314,7 +314,7 @@ func (s *Server) eventsPage(w http.ResponseWriter, r *http.Request) {
 // filterKinds are offered in the events filter (any kind can be typed).
 var filterKinds = []event.Kind{event.ElderAlertRaised, event.ElderAlertAcknowledged, event.ElderAlertResolved,
 	event.SOSPressed, event.SmokeAlarm, event.WaterLeak, event.DoorOpened, event.GateOpened, event.GateForcedOpen,
-	event.CameraFallingObject, event.DeviceOffline, event.DeviceOnline, event.CommandApplied}
+	event.CameraFallingObject, event.DeviceOffline, event.DeviceOnline, event.CommandApplied, event.CommandRefused}
 
 func (s *Server) diagnosticsPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, http.StatusOK, "diagnostics", "layout", s.newPage(r, "diagnostics", s.diagnostics()))
