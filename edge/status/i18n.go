@@ -246,6 +246,7 @@ var catalogue = map[string][2]string{
 	"err.internal":  {"网关内部错误，请稍后重试。", "Internal error on the gateway; try again shortly."},
 	"err.login":     {"账号或密码错误。", "Wrong account or password."},
 	"err.locked":    {"尝试次数过多，已临时锁定，请 %s 后再试。", "Too many attempts: locked, try again in %s."},
+	"err.busy":      {"登录请求过多，请几秒后再试。", "Too many login attempts right now: try again in a few seconds."},
 	"err.setupcode": {"设置码不正确。", "Wrong setup code."},
 	"err.mismatch":  {"两次输入的密码不一致。", "The passwords differ."},
 	"err.account":   {"无法创建账号：", "Could not create the account:"},
