@@ -234,10 +234,11 @@ func (s *Sink) Run(ctx context.Context) error {
 	}
 	sub, cancelSub := s.d.Log.Subscribe(4096)
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
 	go func() { defer wg.Done(); s.watch(ctx, sub) }()
 	go func() { defer wg.Done(); s.acker(ctx) }()
 	go func() { defer wg.Done(); s.commands(ctx) }()
+	go func() { defer wg.Done(); s.pruner(ctx) }()
 	go func() { defer wg.Done(); s.audit.run(ctx) }()
 	defer func() {
 		cancelSub()
@@ -832,8 +833,7 @@ func (s *Sink) statusLoop(ctx context.Context, c mqtt.Client, boot, conn uint64)
 
 // inbound is one message from the command topic.
 type inbound struct {
-	payload  []byte
-	retained bool
+	payload []byte
 }
 
 // onCommand takes a message off the command topic (paho's handler
@@ -844,14 +844,23 @@ func (s *Sink) onCommand(c mqtt.Client, m mqtt.Message) {
 		// command, and nothing to answer.
 		return
 	}
-	in := inbound{payload: m.Payload(), retained: m.Retained()}
+	in := inbound{payload: m.Payload()}
+	if m.Retained() {
+		// Never queued: a retained command would run again at every
+		// connection.
+		r := claimed(in.payload)
+		r.Reason = ReasonRetained
+		r.Detail = "a retained message on the command topic is never applied (it would run again at every connection); clear it: mosquitto_pub -r -n -t " + s.topics.Cmd()
+		s.refused(c, &r, true)
+		return
+	}
 	select {
 	case s.cmdq <- in:
 	default:
 		r := claimed(in.payload)
 		r.Reason, r.Detail = ReasonBusy, fmt.Sprintf("%d commands are waiting: nothing applied, send again with the same id", cap(s.cmdq))
 		s.CommandsBusy.Add(1)
-		s.refused(c, &r, in.retained)
+		s.refused(c, &r, false)
 	}
 }
 
@@ -874,18 +883,12 @@ const commandBatch = 64
 // commands checks and applies downlink commands in arrival order, one at
 // a time; see docs/city-platform.md "Commands".
 func (s *Sink) commands(ctx context.Context) {
-	prune := time.NewTicker(pruneEvery)
-	defer prune.Stop()
-	s.pruneSeen(ctx)
 	batch := make([]inbound, 0, commandBatch)
 	for {
 		batch = batch[:0]
 		select {
 		case <-ctx.Done():
 			return
-		case <-prune.C:
-			s.pruneSeen(ctx)
-			continue
 		case in := <-s.cmdq:
 			batch = append(batch, in)
 		}
@@ -904,6 +907,21 @@ func (s *Sink) commands(ctx context.Context) {
 
 // pruneEvery is how often expired ids are forgotten.
 var pruneEvery = 10 * time.Minute
+
+// pruner forgets expired command ids, beside the command loop (deleting
+// many ids takes a while and must not hold commands up).
+func (s *Sink) pruner(ctx context.Context) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		s.pruneSeen(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
 
 func (s *Sink) pruneSeen(ctx context.Context) {
 	now, q := s.d.Clock.Now()
@@ -927,13 +945,6 @@ func (s *Sink) handleBatch(ctx context.Context, batch []inbound) {
 	loadErr := s.seen.err()
 	room := s.seen.room()
 	for _, in := range batch {
-		if in.retained {
-			r := claimed(in.payload)
-			r.Reason = ReasonRetained
-			r.Detail = "a retained message on the command topic is never applied (it would run again at every connection); clear it: mosquitto_pub -r -n -t " + s.topics.Cmd()
-			s.refused(nil, &r, true)
-			continue
-		}
 		v, err := s.verifier.Verify(in.payload, now, q)
 		if err != nil {
 			var r *Refusal
