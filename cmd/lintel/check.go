@@ -12,6 +12,21 @@ func init() {
 	register(command{name: "check", summary: "validate a configuration file (all problems at once, file:line:col)", run: runCheck})
 }
 
+// configNotes say what a valid configuration does that is probably not
+// what was meant (every platform command refused, the page on the LAN in
+// plain HTTP). `lintel check` prints them and `lintel run` logs them at
+// start. Files that know a section add a function from init.
+var configNotes []func(c *config.Config) []string
+
+// notes collects every configNotes entry for c.
+func notes(c *config.Config) []string {
+	var out []string
+	for _, f := range configNotes {
+		out = append(out, f(c)...)
+	}
+	return out
+}
+
 // checkHooks run after a successful load when --probe is given (issue:
 // commissioning); each probes one kind of device and reports.
 var checkHooks []func(ctx context.Context, c *config.Config, io stdio) error
@@ -43,6 +58,9 @@ func runCheck(ctx context.Context, args []string, io stdio) error {
 	fmt.Fprintf(io.out, "%s: 配置有效 configuration OK (%d devices, %d households, %d sinks)\n",
 		*file, len(cfg.Devices), len(cfg.Compound.Households), len(cfg.Sinks))
 	fmt.Fprint(io.out, placeholderWarning(cfg))
+	for _, n := range notes(cfg) {
+		fmt.Fprintf(io.out, "警告 warning: %s\n", n)
+	}
 	if *probe {
 		for _, h := range checkHooks {
 			if err := h(ctx, cfg, io); err != nil {

@@ -19,12 +19,17 @@ import (
 )
 
 func init() {
-	register(command{name: "receive", summary: "reference city-platform receiver: subscribe, check, de-duplicate, write JSON lines, ack", run: runReceive})
+	register(command{name: "receive", summary: "reference city-platform receiver: subscribe, check, de-duplicate, write JSON lines, ack; keygen and sign for signed commands", run: runReceive})
 }
 
 // runReceive is what a platform engineer runs to see the uplink contract
 // end to end (docs/city-platform.md).
 func runReceive(ctx context.Context, args []string, io stdio) error {
+	if len(args) > 0 {
+		if sc, ok := receiveCommands[args[0]]; ok {
+			return sc.run(ctx, args[1:], io)
+		}
+	}
 	fs := newFlags("receive", io)
 	broker := fs.String("broker", "", "broker URL: mqtts://host:8883 or tcp://host:1883 (required)")
 	filter := fs.String("topic-prefix", "lintel/v1/+/+", "gateway topic prefix filter (+ matches one level)")

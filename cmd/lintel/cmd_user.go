@@ -7,10 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -27,7 +30,8 @@ var userCommands = map[string]subcommand{
 	"list":   {summary: "list accounts: lintel user list -c FILE", run: userList},
 	"del":    {summary: "remove an account: lintel user del -c FILE NAME", run: userDel},
 	"role":   {summary: "change an account's role: lintel user role -c FILE NAME ROLE", run: userRole},
-	"token":  {summary: "create an API token for scripts: lintel user token -c FILE NAME", run: userToken},
+	"token":  {summary: "create an API token for scripts: lintel user token -c FILE [-ttl 90d] [-read-only] NAME", run: userToken},
+	"unlock": {summary: "clear login back-offs: lintel user unlock -c FILE NAME (every address) or -address IP (every account)", run: userUnlock},
 	"revoke": {summary: "revoke an API token: lintel user revoke -c FILE NAME TOKEN_ID (ids: lintel user list)", run: userRevoke},
 }
 
@@ -50,13 +54,16 @@ func newUserFlags(name string, io stdio) userFlags {
 		direct: fs.String("accounts", "", "accounts file, instead of reading it from the configuration")}
 }
 
-// open parses args, expects want positional arguments and opens the
-// accounts file.
+// open parses args, expects want positional arguments (-n: at most n)
+// and opens the accounts file.
 func (u userFlags) open(args []string, want int) (*status.Accounts, []string, error) {
 	if err := parseArgs(u.fs, args); err != nil {
 		return nil, nil, err
 	}
-	if u.fs.NArg() != want {
+	if want >= 0 && u.fs.NArg() != want || want < 0 && u.fs.NArg() > -want {
+		if want < 0 {
+			want = -want
+		}
 		return nil, nil, usageErr("want %d argument(s) after the flags, got %d (flags go before the account name)", want, u.fs.NArg())
 	}
 	path := *u.direct
@@ -182,6 +189,16 @@ func userList(ctx context.Context, args []string, io stdio) error {
 		ids := make([]string, len(a.Tokens))
 		for i, t := range a.Tokens {
 			ids[i] = t.ID
+			if t.Scope == status.ScopeRead {
+				ids[i] += "(read)"
+			}
+			if !t.Expires.IsZero() {
+				if time.Now().After(t.Expires) {
+					ids[i] += "(expired)"
+				} else {
+					ids[i] += "(→" + t.Expires.Format("2006-01-02") + ")"
+				}
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Name, a.Role, a.Created.Format("2006-01-02 15:04"), a.Changed.Format("2006-01-02 15:04"), strings.Join(ids, ","))
 	}
@@ -225,15 +242,82 @@ func userRevoke(ctx context.Context, args []string, io stdio) error {
 }
 
 func userToken(ctx context.Context, args []string, io stdio) error {
-	acc, pos, err := newUserFlags("token", io).open(args, 1)
+	u := newUserFlags("token", io)
+	ttl := u.fs.String("ttl", "90d", "how long the token is valid: e.g. 30d, 12h; 0 = until revoked")
+	readOnly := u.fs.Bool("read-only", false, "the token may only read (GET): no acknowledging, no modes, no gates, whatever the account's role")
+	acc, pos, err := u.open(args, 1)
 	if err != nil {
 		return err
 	}
-	tok, err := acc.AddToken(pos[0])
+	d, err := parseTTL(*ttl)
+	if err != nil {
+		return usageErr("-ttl %q: %v", *ttl, err)
+	}
+	scope := status.ScopeFull
+	if *readOnly {
+		scope = status.ScopeRead
+	}
+	tok, err := acc.AddTokenWith(pos[0], d, scope)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(io.err, "API 令牌只显示这一次，请妥善保存 the token is shown once; keep it safe:\n")
+	exp := "永不过期 never expires (revoke it with lintel user revoke)"
+	if d > 0 {
+		exp = "过期 expires " + time.Now().Add(d).Format("2006-01-02 15:04")
+	}
+	fmt.Fprintf(io.err, "API 令牌只显示这一次，请妥善保存 the token is shown once; keep it safe (%s, %s):\n", scope, exp)
 	fmt.Fprintln(io.out, tok)
+	return nil
+}
+
+// parseTTL reads a token lifetime: a Go duration, or whole days ("90d").
+func parseTTL(s string) (time.Duration, error) {
+	if s == "0" || s == "" {
+		return 0, nil
+	}
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 1 || days > 3650 {
+			return 0, errors.New("want 1d–3650d")
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < time.Minute {
+		return 0, errors.New("want a duration of at least 1m, like 12h or 30d")
+	}
+	return d, nil
+}
+
+func userUnlock(ctx context.Context, args []string, io stdio) error {
+	u := newUserFlags("unlock", io)
+	addr := u.fs.String("address", "", "also (or only) clear the lock of this source address, for every account")
+	acc, pos, err := u.open(args, -1)
+	if err != nil {
+		return err
+	}
+	name := ""
+	if len(pos) == 1 {
+		name = pos[0]
+	}
+	if name == "" && *addr == "" {
+		return usageErr("name an account, or -address IP, or both")
+	}
+	if *addr != "" && net.ParseIP(*addr) == nil {
+		return usageErr("-address %q: want an IP address", *addr)
+	}
+	if err := acc.Unlock(name, *addr); err != nil {
+		return withNextStep(err, "查看现有账号 list the accounts: lintel user list -c FILE")
+	}
+	what := name
+	switch {
+	case name != "" && *addr != "":
+		what = name + " from " + *addr + " and " + *addr + " for every account"
+	case name != "":
+		what = name + " from every address"
+	default:
+		what = *addr + " for every account"
+	}
+	fmt.Fprintf(io.out, "已解锁 unlocked %s (the running daemon applies it at the next login attempt)\n", what)
 	return nil
 }

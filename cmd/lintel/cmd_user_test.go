@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lintel-edge/lintel/edge/status"
 )
@@ -75,5 +76,59 @@ func TestUserCommand(t *testing.T) {
 	}
 	if code, _, _ := runUserCLI(t, "", "frobnicate"); code != 2 {
 		t.Errorf("unknown subcommand: %d", code)
+	}
+}
+
+// TestUserUnlockAndScopedTokens: lintel user unlock records the request
+// the daemon applies; lintel user token makes expiring, read-only tokens.
+func TestUserUnlockAndScopedTokens(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "lintel.yaml")
+	if err := os.WriteFile(cfg, []byte("gateway: {id: gw-1, compound: c-1, data_dir: "+dir+"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runUserCLI(t, "a-long-password\n", "add", "-c", cfg, "-role", "manager", "wang"); code != 0 {
+		t.Fatalf("add: %d %s", code, errOut)
+	}
+	if code, out, errOut := runUserCLI(t, "", "unlock", "-c", cfg, "wang"); code != 0 || !strings.Contains(out, "wang from every address") {
+		t.Fatalf("unlock: %d %s%s", code, out, errOut)
+	}
+	if code, _, errOut := runUserCLI(t, "", "unlock", "-c", cfg, "-address", "192.168.1.23"); code != 0 {
+		t.Fatalf("unlock -address: %d %s", code, errOut)
+	}
+	for _, bad := range [][]string{{"unlock", "-c", cfg}, {"unlock", "-c", cfg, "-address", "not-an-ip"}, {"unlock", "-c", cfg, "a", "b"}} {
+		if code, _, _ := runUserCLI(t, "", bad...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", bad, code, exitUsage)
+		}
+	}
+	if code, _, _ := runUserCLI(t, "", "unlock", "-c", cfg, "nobody"); code != exitFailure {
+		t.Errorf("unlock of an unknown account: exit %d", code)
+	}
+	acc, err := status.OpenAccounts(filepath.Join(dir, "accounts.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	us := acc.Unlocks()
+	if len(us) != 2 || us[0].Account != "wang" || us[1].Address != "192.168.1.23" {
+		t.Errorf("unlocks in the file: %+v", us)
+	}
+
+	code, tok, errOut := runUserCLI(t, "", "token", "-c", cfg, "-ttl", "2d", "-read-only", "wang")
+	if code != 0 || !strings.Contains(errOut, "read") || !strings.Contains(errOut, "expires") {
+		t.Fatalf("token: %d %s", code, errOut)
+	}
+	acc, _ = status.OpenAccounts(filepath.Join(dir, "accounts.json"))
+	_, tk, ok := acc.TokenFor(strings.TrimSpace(tok), time.Now())
+	if !ok || tk.Scope != status.ScopeRead || tk.Expires.Sub(time.Now()) < 47*time.Hour || tk.Expires.Sub(time.Now()) > 49*time.Hour {
+		t.Errorf("token %+v ok=%v", tk, ok)
+	}
+	if _, _, ok := acc.TokenFor(strings.TrimSpace(tok), time.Now().Add(72*time.Hour)); ok {
+		t.Error("token valid after its ttl")
+	}
+	if code, out, _ := runUserCLI(t, "", "list", "-c", cfg); code != 0 || !strings.Contains(out, "(read)") {
+		t.Errorf("list: %s", out)
+	}
+	if code, _, _ := runUserCLI(t, "", "token", "-c", cfg, "-ttl", "soon", "wang"); code != exitUsage {
+		t.Errorf("bad ttl: exit %d", code)
 	}
 }

@@ -29,6 +29,7 @@ func runProbeRTSP(ctx context.Context, args []string, std stdio) error {
 	devID := fs.String("device", "", "device id in -c to probe (its address, credentials and profile)")
 	profile := fs.String("profile", "", "camera profile to show how topics map to events (default: the device's)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	allowBasic := fs.Bool("allow-basic-auth", false, "send the password as Basic authentication over plain rtsp:// if the camera asks (it crosses the network in clear); default: Digest only")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "用法 usage: lintel probe rtsp [flags] rtsp://user:pass@host/path")
 		fmt.Fprintln(fs.Output(), "           lintel probe rtsp [flags] -c /etc/lintel/lintel.yaml -device cam-1")
@@ -74,6 +75,9 @@ func runProbeRTSP(ctx context.Context, args []string, std stdio) error {
 			return configErr(err)
 		}
 		rawURL = u
+		if rtsp.DeviceAllowsBasic(*dev) {
+			*allowBasic = true
+		}
 		if *transport == "" {
 			*transport = tr
 		}
@@ -95,7 +99,10 @@ func runProbeRTSP(ctx context.Context, args []string, std stdio) error {
 		}
 	}
 	fmt.Fprintf(std.err, "正在连接 connecting to %s, 测量 measuring for %s …\n", config.RedactURL(rawURL), *duration)
-	rep, err := rtsp.Probe(ctx, rtsp.ProbeOptions{URL: rawURL, Transport: *transport, Duration: *duration, Timeout: *timeout})
+	rep, err := rtsp.Probe(ctx, rtsp.ProbeOptions{URL: rawURL, Transport: *transport, Duration: *duration, Timeout: *timeout,
+		AllowBasicAuth: *allowBasic, OnBasic: func() {
+			fmt.Fprintln(std.err, "警告 WARNING: 密码以 Basic 明文发送 the camera password was sent in clear (Basic authentication over plain rtsp://)")
+		}})
 	if *asJSON {
 		out := struct {
 			*rtsp.ProbeReport

@@ -69,6 +69,28 @@ devices:
 	if code != exitFailure || !strings.Contains(errb.String(), "401") || strings.Contains(out.String()+errb.String(), "Bad-Pass-77") {
 		t.Fatalf("exit %d:\n%s%s", code, out.String(), errb.String())
 	}
+	// A password with unescaped '@', ':' and '/' makes the URL unparsable;
+	// the parse error must not quote it (url.Error embeds the input).
+	for _, u := range []string{"rtsp://installer:p@ss:w0rd/x@" + cam.Addr() + "/stream1", "rtsp://installer:p@ss:w0rd@[::1/x"} {
+		out.Reset()
+		errb.Reset()
+		code = runMain(context.Background(), []string{"probe", "rtsp", "-duration", "1s", u}, std)
+		for _, frag := range []string{"p@ss", "w0rd", "ss:w0"} {
+			if strings.Contains(out.String()+errb.String(), frag) {
+				t.Errorf("probe of a malformed URL prints %q (exit %d):\n%s%s", frag, code, out.String(), errb.String())
+			}
+		}
+		if code != exitFailure || !strings.Contains(errb.String(), "percent-encode") {
+			t.Errorf("malformed URL: exit %d:\n%s%s", code, out.String(), errb.String())
+		}
+	}
+	// -json too.
+	out.Reset()
+	errb.Reset()
+	runMain(context.Background(), []string{"probe", "rtsp", "-json", "rtsp://installer:p@ss:w0rd/x@" + cam.Addr() + "/s"}, std)
+	if strings.Contains(out.String()+errb.String(), "w0rd") {
+		t.Errorf("-json prints the password:\n%s%s", out.String(), errb.String())
+	}
 	if code := runMain(context.Background(), []string{"probe", "rtsp"}, std); code != exitUsage {
 		t.Errorf("no URL: exit %d, want %d", code, exitUsage)
 	}

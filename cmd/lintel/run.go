@@ -131,6 +131,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, onReady fu
 		}
 	}()
 
+	for _, n := range notes(cfg) {
+		log.Warn("configuration note", "note", n)
+	}
 	rt := edge.NewRuntime(cfg, st, log.With("component", "runtime"), nil)
 	cmds := edge.NewCommands(rt)
 	env := edge.Env{Config: cfg, Logger: log, Emit: rt, Store: st, Commands: cmds, Version: version}

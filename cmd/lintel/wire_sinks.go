@@ -10,6 +10,16 @@ import (
 	"github.com/lintel-edge/lintel/sync/police"
 )
 
+func init() {
+	configNotes = append(configNotes, func(c *config.Config) []string {
+		n, ok := c.Sinks["city"]
+		if !ok {
+			return nil
+		}
+		return city.Notes(c, n)
+	})
+}
+
 // sinkHealth is the status page's view of the uplinks: what the running
 // sinks say (connected, last success, last error) joined with the log's
 // view of their backlog.

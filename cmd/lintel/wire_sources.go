@@ -25,7 +25,9 @@ import (
 // and the drivers' snapshots are cheap copies under their own locks.
 type driverHealth struct {
 	ids map[string]bool
-	now func() time.Time
+	// kind and building of each device, for the aggregated metrics.
+	kinds, buildings map[string]string
+	now              func() time.Time
 	// The drivers' registries; tests replace them.
 	modbusSnap func() []modbus.BusStats
 	serialSnap func() []serial.ReceiverStatus
@@ -33,11 +35,19 @@ type driverHealth struct {
 }
 
 func newDriverHealth(cfg *config.Config) *driverHealth {
-	h := &driverHealth{ids: map[string]bool{}, now: time.Now,
+	h := &driverHealth{ids: map[string]bool{}, kinds: map[string]string{}, buildings: map[string]string{}, now: time.Now,
 		modbusSnap: modbus.Snapshots, serialSnap: serial.Snapshots, cameraSnap: rtsp.Snapshots}
 	for _, d := range cfg.Devices {
 		if !d.Disabled {
 			h.ids[d.ID] = true
+			h.kinds[d.ID] = d.Kind
+			b := d.Place.Building
+			if b == "" && d.Household != "" {
+				if hh, ok := cfg.Household(d.Household); ok {
+					b = hh.Place.Building
+				}
+			}
+			h.buildings[d.ID] = b
 		}
 	}
 	return h
@@ -324,16 +334,29 @@ var (
 	}
 )
 
-// driverMetrics exports the drivers' figures at scrape time.
-type driverMetrics struct{ h *driverHealth }
+// driverMetrics exports the drivers' figures at scrape time: per device
+// with status.metrics.per_device, otherwise aggregated (see
+// wire_metrics_agg.go).
+type driverMetrics struct {
+	h         *driverHealth
+	perDevice bool
+}
 
 func (m driverMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range driverDescs {
+	descs := driverDescs
+	if !m.perDevice {
+		descs = aggDescs
+	}
+	for _, d := range descs {
 		ch <- d
 	}
 }
 
 func (m driverMetrics) Collect(ch chan<- prometheus.Metric) {
+	if !m.perDevice {
+		m.collectAggregate(ch)
+		return
+	}
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}

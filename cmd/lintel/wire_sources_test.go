@@ -95,6 +95,7 @@ devices:
      options: {transport: tcp, clip_dir: %[1]s/clips}}
 status:
   listen: %[5]s
+  metrics: {per_device: true}   # this test reads the per-device series
 `, dir, mbAddr, pt.Path(), cam.URL(), httpAddr)
 	if !strings.Contains(yaml, canary) {
 		t.Fatal("the camera URL should carry the canary password")
@@ -364,7 +365,7 @@ func TestDriverHealthMapping(t *testing.T) {
 
 	// The collector's families are checked against its descriptions.
 	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(driverMetrics{h}); err != nil {
+	if err := reg.Register(driverMetrics{h: h, perDevice: true}); err != nil {
 		t.Fatal(err)
 	}
 	mfs, err := reg.Gather()
@@ -382,6 +383,38 @@ func TestDriverHealthMapping(t *testing.T) {
 	} {
 		if series[name] != n {
 			t.Errorf("%s: %d series, want %d", name, series[name], n)
+		}
+	}
+
+	// By default (status.metrics.per_device off) no series names a
+	// device: counts and sums by kind and building, no door state, no
+	// last-seen time.
+	reg = prometheus.NewPedanticRegistry()
+	if err := reg.Register(driverMetrics{h: h}); err != nil {
+		t.Fatal(err)
+	}
+	if mfs, err = reg.Gather(); err != nil {
+		t.Fatal(err)
+	}
+	series = map[string]int{}
+	for _, mf := range mfs {
+		series[mf.GetName()] += len(mf.GetMetric())
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "device" || h.ids[l.GetValue()] {
+					t.Errorf("%s labelled %s=%s without per_device", mf.GetName(), l.GetName(), l.GetValue())
+				}
+			}
+		}
+	}
+	for _, name := range []string{"lintel_radio_sensor_door_open", "lintel_radio_sensor_last_seen_timestamp_seconds", "lintel_radio_sensor_rssi", "lintel_modbus_device_up"} {
+		if series[name] != 0 {
+			t.Errorf("%s exported without per_device", name)
+		}
+	}
+	for _, name := range []string{"lintel_modbus_transactions_total", "lintel_modbus_devices", "lintel_radio_receivers_up", "lintel_radio_sensors", "lintel_cameras"} {
+		if series[name] == 0 {
+			t.Errorf("%s missing from the aggregated metrics", name)
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 // households' presence and modes from the rules engine when it runs.
 func init() {
 	services = append(services, serviceFactory{name: "status", order: 20, new: newStatusService})
+	configNotes = append(configNotes, status.Notes)
 }
 
 // newMetricsRegistry returns the registry served on the status page's
@@ -48,7 +49,7 @@ func newStatusService(env edge.Env, gw *gateway) (edge.Component, error) {
 	}
 	reg := newMetricsRegistry()
 	drivers := newDriverHealth(env.Config)
-	if err := reg.Register(driverMetrics{drivers}); err != nil {
+	if err := reg.Register(driverMetrics{h: drivers, perDevice: sc.Metrics.PerDevice}); err != nil {
 		return nil, fmt.Errorf("driver metrics: %w", err)
 	}
 	for _, register := range StatusMetrics {

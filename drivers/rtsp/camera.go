@@ -45,7 +45,8 @@ type Camera struct {
 	secrets  []string
 	ring     *ring
 	clips    *clipStore
-	snapper  *snapshotter    // nil without snapshot_url
+	snapper  *snapshotter // nil without snapshot_url
+	basic    *basicPolicy
 	onvif    *onvifSnapshots // nil with snapshot_url or onvif off
 	now      func() time.Time
 
@@ -77,7 +78,7 @@ type stateChange struct {
 func newCamera(env edge.Env, dev config.Device, opts Options, prof *Profile, budget *Budget) (*Camera, error) {
 	u, err := url.Parse(dev.Address)
 	if err != nil {
-		return nil, fmt.Errorf("address %q: %w", config.RedactURL(dev.Address), err)
+		return nil, fmt.Errorf("address %s: %w", config.RedactURL(dev.Address), ErrMalformedURL)
 	}
 	var secrets []string
 	if p, ok := u.User.Password(); ok && p != "" {
@@ -102,9 +103,17 @@ func newCamera(env edge.Env, dev config.Device, opts Options, prof *Profile, bud
 		user = u.User.Username()
 		pass, _ = u.User.Password()
 	}
+	log := env.Logger.With("device", dev.ID)
+	basic := &basicPolicy{allowed: opts.AllowBasicAuth, warn: func(scheme string) {
+		log.Warn("camera password sent in clear: Basic authentication over plain "+scheme+":// (allow_basic_auth: true); "+
+			"anyone on the path, or answering at the camera's address, can read it", "url", config.RedactURL(u.String()))
+	}}
 	snap, err := newSnapshotter(opts.SnapshotURL, user, pass, 5*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot_url: %w", err)
+	}
+	if snap != nil {
+		snap.basic = basic
 	}
 	if snap != nil && snap.pass != "" {
 		secrets = append(secrets, snap.pass, url.QueryEscape(snap.pass), url.PathEscape(snap.pass))
@@ -114,6 +123,7 @@ func newCamera(env edge.Env, dev config.Device, opts Options, prof *Profile, bud
 		if onvif, err = newONVIFSnapshots(opts.ONVIFURL, hostOnly(u.Hostname()), user, pass); err != nil {
 			return nil, fmt.Errorf("onvif_url: %w", err)
 		}
+		onvif.basic = basic
 	}
 	root := opts.ClipDir
 	if root == "" {
@@ -121,7 +131,8 @@ func newCamera(env edge.Env, dev config.Device, opts Options, prof *Profile, bud
 	}
 	c := &Camera{
 		dev: dev, opts: opts, prof: prof,
-		log:      env.Logger.With("device", dev.ID),
+		log:      log,
+		basic:    basic,
 		emit:     env.Emit,
 		rawURL:   u.String(),
 		shownURL: config.RedactURL(u.String()),
@@ -303,9 +314,11 @@ type codecState struct {
 func (c *Camera) session(ctx context.Context) (played bool, err error) {
 	u, err := base.ParseURL(c.rawURL)
 	if err != nil {
-		return false, fmt.Errorf("address: %w", err)
+		return false, fmt.Errorf("address: %w", ErrMalformedURL)
 	}
+	guard := &rtspGuard{p: c.basic, scheme: u.Scheme}
 	cl := &gortsplib.Client{
+		OnRequest:    guard.onRequest,
 		ReadTimeout:  c.opts.ReadTimeout.Std(),
 		WriteTimeout: c.opts.ReadTimeout.Std(),
 		OnPacketLost: func(err error) {
@@ -338,6 +351,9 @@ func (c *Camera) session(ctx context.Context) (played bool, err error) {
 
 	desc, _, err := cl.Describe(u)
 	if err != nil {
+		if guard.refused() {
+			return false, fmt.Errorf("describe: %w", ErrBasicRefused)
+		}
 		return false, fmt.Errorf("describe: %w", explain(err))
 	}
 	var vm *description.Media

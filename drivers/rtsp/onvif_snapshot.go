@@ -191,6 +191,7 @@ type onvifSnapshots struct {
 	user, pass string
 	client     *http.Client
 	now        func() time.Time
+	basic      *basicPolicy // for the JPEG at the snapshot URI
 
 	session atomic.Uint64 // bumped at each RTSP session: the cache is per session
 
@@ -234,7 +235,7 @@ func (o *onvifSnapshots) fetch(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &snapshotter{url: uri, user: o.user, pass: o.pass, client: o.client}
+	s := &snapshotter{url: uri, user: o.user, pass: o.pass, client: o.client, basic: o.basic}
 	jpeg, err := s.fetch(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("onvif %w", err)

@@ -1,6 +1,7 @@
 package rtsp
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -20,6 +21,11 @@ type Options struct {
 	// the password can live in a file ("file:/etc/lintel/cam.pass").
 	Username string        `yaml:"username"`
 	Password config.Secret `yaml:"password"`
+	// AllowBasicAuth lets the password go out as Basic authentication
+	// over plain rtsp:// and http:// (the password itself, readable by
+	// anyone on the path or answering at the camera's address). Off, only
+	// Digest is answered there; over rtsps:// and https:// Basic is fine.
+	AllowBasicAuth bool `yaml:"allow_basic_auth"`
 	// ReadTimeout ends a session that receives nothing at all (then the
 	// driver reconnects); it is also the dial and request timeout.
 	ReadTimeout config.Duration `yaml:"read_timeout"`
@@ -180,6 +186,18 @@ func contains(s []string, v string) bool {
 	return false
 }
 
+// DeviceAllowsBasic reports a configured device's allow_basic_auth.
+func DeviceAllowsBasic(d config.Device) bool {
+	o, err := optionsAtRuntime(d)
+	return err == nil && o.AllowBasicAuth
+}
+
+// ErrMalformedURL stands for a URL parse error. The parser's own error
+// quotes the input, password included (golang/go#53993), and even its
+// inner error can quote part of the authority ("invalid port \":w0rd\""),
+// so none of it is shown.
+var ErrMalformedURL = errors.New("malformed URL: check the host and port, and percent-encode ':', '@', '/', '#' and '?' in the user and password (@ → %40, : → %3A, / → %2F)")
+
 // optionsAtRuntime decodes a device's options again when the driver
 // starts, with the same strict decoder and positioned problems as
 // validation.
@@ -199,7 +217,7 @@ func DeviceURL(d config.Device) (rawURL, transport string, err error) {
 	}
 	u, err := url.Parse(d.Address)
 	if err != nil {
-		return "", "", fmt.Errorf("address %q: %w", config.RedactURL(d.Address), err)
+		return "", "", fmt.Errorf("address %s: %w", config.RedactURL(d.Address), ErrMalformedURL)
 	}
 	if o.Username != "" || !o.Password.IsZero() {
 		user := o.Username

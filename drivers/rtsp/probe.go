@@ -27,6 +27,12 @@ type ProbeOptions struct {
 	Transport string        // tcp (default), udp or auto
 	Duration  time.Duration // how long to measure; default 5s
 	Timeout   time.Duration // dial and request timeout; default 5s
+	// AllowBasicAuth lets the password go out as Basic authentication
+	// over plain rtsp:// (see Options.AllowBasicAuth).
+	AllowBasicAuth bool
+	// OnBasic, if set, is called when the password is sent as Basic over
+	// plain rtsp:// (allowed): the probe says so loudly.
+	OnBasic func()
 }
 
 // ProbeTrack is one media of the session description.
@@ -91,10 +97,17 @@ func Probe(ctx context.Context, o ProbeOptions) (*ProbeReport, error) {
 	}
 	u, err := base.ParseURL(o.URL)
 	if err != nil {
-		return rep, scrub(fmt.Errorf("address: %w", err))
+		// The parser's error quotes the URL, password included.
+		return rep, fmt.Errorf("address: %w", ErrMalformedURL)
 	}
+	guard := &rtspGuard{p: &basicPolicy{allowed: o.AllowBasicAuth, warn: func(string) {
+		if o.OnBasic != nil {
+			o.OnBasic()
+		}
+	}}, scheme: u.Scheme}
 	var mu sync.Mutex // guards rep counters written by the reader goroutine
 	cl := &gortsplib.Client{
+		OnRequest:   guard.onRequest,
 		ReadTimeout: o.Timeout, WriteTimeout: o.Timeout,
 		OnPacketLost:      func(error) { mu.Lock(); rep.Lost++; mu.Unlock() },
 		OnDecodeError:     func(error) {},
@@ -120,6 +133,9 @@ func Probe(ctx context.Context, o ProbeOptions) (*ProbeReport, error) {
 
 	desc, _, err := cl.Describe(u)
 	if err != nil {
+		if guard.refused() {
+			return rep, fmt.Errorf("describe: %w", ErrBasicRefused)
+		}
 		return rep, scrub(fmt.Errorf("describe: %w", explain(err)))
 	}
 	var vm, mm *description.Media

@@ -29,6 +29,7 @@ type snapshotter struct {
 	url        string // without credentials
 	user, pass string
 	client     *http.Client
+	basic      *basicPolicy // nil: Basic only over https
 }
 
 // fetch downloads one snapshot.
@@ -38,18 +39,34 @@ func (s *snapshotter) fetch(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	if res.StatusCode == http.StatusUnauthorized && s.user != "" {
-		challenge := res.Header.Get("WWW-Authenticate")
+		challenges := res.Header.Values("WWW-Authenticate")
 		res.Body.Close()
 		var authz string
+		digest, basic := "", false
+		for _, c := range challenges {
+			lc := strings.ToLower(strings.TrimSpace(c))
+			switch {
+			case strings.HasPrefix(lc, "digest ") && digest == "":
+				digest = strings.TrimSpace(c)
+			case lc == "basic" || strings.HasPrefix(lc, "basic "):
+				basic = true
+			}
+		}
 		switch {
-		case strings.HasPrefix(strings.ToLower(challenge), "digest "):
-			if authz, err = digestAuthorization(challenge, s.user, s.pass, http.MethodGet, s.url); err != nil {
+		case digest != "": // preferred whenever offered
+			if authz, err = digestAuthorization(digest, s.user, s.pass, http.MethodGet, s.url); err != nil {
 				return nil, err
 			}
-		default:
+		case basic:
+			scheme, _, _ := strings.Cut(s.url, "://")
+			if !s.basic.mayBasic(scheme) {
+				return nil, fmt.Errorf("snapshot: %w", ErrBasicRefused)
+			}
 			req, _ := http.NewRequest(http.MethodGet, s.url, nil)
 			req.SetBasicAuth(s.user, s.pass)
 			authz = req.Header.Get("Authorization")
+		default:
+			return nil, errors.New("snapshot: the camera asks for an authentication scheme other than Digest or Basic")
 		}
 		if res, err = s.get(ctx, authz); err != nil {
 			return nil, err

@@ -20,6 +20,7 @@ const (
 	StorageDiskFull  Kind = "storage.disk_full" // alert: the data disk is full, the log runs on its reserve
 	StorageDiskOK    Kind = "storage.disk_ok"   // info: space is back, the log records everything again
 	CommandApplied   Kind = "command.applied"   // info: audit of a downlink or page action
+	CommandRefused   Kind = "command.refused"   // warning: audit of a downlink command not applied (reason, claimed sender)
 
 	// Any polled device.
 	DeviceOnline  Kind = "device.online"  // info
@@ -87,6 +88,7 @@ var kinds = map[Kind]kindInfo{
 	StorageDiskFull:  {Alert, "the data disk is full: telemetry is dropped first, alerts are kept from a reserve (data.free_bytes)"},
 	StorageDiskOK:    {Info, "the data disk has room again; data.full_s says how long it was full"},
 	CommandApplied:   {Info, "a command from the platform or the status page was applied (audit)"},
+	CommandRefused:   {Warning, "a downlink command was refused: unsigned, badly signed, expired, foreign, replayed, retained, busy or rejected (data.reason; audit, rate-limited)"},
 
 	DeviceOnline:  {Info, "a polled device answers again"},
 	DeviceOffline: {Warning, "a polled device stopped answering"},

@@ -66,7 +66,17 @@ type Token struct {
 	ID      string    `json:"id"`
 	SHA256  string    `json:"sha256"`
 	Created time.Time `json:"created"`
+	// Expires ends the token (zero: valid until revoked). Scope limits
+	// what it may do below its account's role: "read" allows only GET.
+	Expires time.Time `json:"expires,omitzero"`
+	Scope   string    `json:"scope,omitempty"`
 }
+
+// Token scopes.
+const (
+	ScopeFull = "full" // whatever the account's role allows (stored as "")
+	ScopeRead = "read" // GET only: pages, API reads, /metrics, live updates
+)
 
 // Argon2id parameters: the OWASP minimum (m=19 MiB, t=2, p=1). They are
 // stored in each hash, so raising them later keeps old hashes valid.
@@ -157,16 +167,31 @@ func CheckNewPassword(name, pw string) error {
 type Accounts struct {
 	path string
 
-	mu    sync.Mutex
-	list  []Account
-	mtime time.Time
-	size  int64
+	mu      sync.Mutex
+	list    []Account
+	unlocks []Unlock
+	mtime   time.Time
+	size    int64
 }
 
 type accountsFile struct {
 	Version  int       `json:"version"`
 	Accounts []Account `json:"accounts"`
+	Unlocks  []Unlock  `json:"unlocks,omitempty"`
 }
+
+// Unlock asks the running daemon to clear login back-offs and address
+// locks: of an account from every address, of an address for every
+// account, or both. `lintel user unlock` writes it into the accounts file,
+// which the daemon re-reads when it changes.
+type Unlock struct {
+	Account string    `json:"account,omitempty"`
+	Address string    `json:"address,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+// maxUnlocks bounds the unlock requests kept in the file.
+const maxUnlocks = 32
 
 // OpenAccounts loads the accounts file at path; a missing file is an
 // empty list. A file readable by group or others is refused: it holds
@@ -185,7 +210,7 @@ func (a *Accounts) Path() string { return a.path }
 func (a *Accounts) reload(force bool) error {
 	st, err := os.Stat(a.path)
 	if errors.Is(err, os.ErrNotExist) {
-		a.list, a.mtime, a.size = nil, time.Time{}, 0
+		a.list, a.unlocks, a.mtime, a.size = nil, nil, time.Time{}, 0
 		return nil
 	}
 	if err != nil {
@@ -208,13 +233,13 @@ func (a *Accounts) reload(force bool) error {
 	if f.Version != 1 {
 		return fmt.Errorf("accounts file %s: version %d, want 1", a.path, f.Version)
 	}
-	a.list, a.mtime, a.size = f.Accounts, st.ModTime(), st.Size()
+	a.list, a.unlocks, a.mtime, a.size = f.Accounts, f.Unlocks, st.ModTime(), st.Size()
 	return nil
 }
 
 // save writes the file atomically with mode 0600. a.mu is held.
 func (a *Accounts) save() error {
-	b, err := json.MarshalIndent(accountsFile{Version: 1, Accounts: a.list}, "", "  ")
+	b, err := json.MarshalIndent(accountsFile{Version: 1, Accounts: a.list, Unlocks: a.unlocks}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -308,6 +333,42 @@ func (a *Accounts) Lookup(name string) (Account, bool) {
 		}
 	}
 	return Account{}, false
+}
+
+// Unlocks returns the unlock requests in the file.
+func (a *Accounts) Unlocks() []Unlock {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_ = a.reload(false)
+	return append([]Unlock(nil), a.unlocks...)
+}
+
+// Unlock records a request to clear the login back-offs of account (from
+// every address) and/or the lock of address; the daemon applies it at its
+// next login attempt. An unknown account is an error.
+func (a *Accounts) Unlock(account, address string) error {
+	if account == "" && address == "" {
+		return errors.New("unlock: name an account or an address")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.reload(false); err != nil {
+		return err
+	}
+	if account != "" {
+		found := false
+		for _, ac := range a.list {
+			found = found || ac.Name == account
+		}
+		if !found {
+			return fmt.Errorf("%w: %s", ErrNoAccount, account)
+		}
+	}
+	a.unlocks = append(a.unlocks, Unlock{Account: account, Address: address, At: time.Now().UTC()})
+	if n := len(a.unlocks) - maxUnlocks; n > 0 {
+		a.unlocks = a.unlocks[n:]
+	}
+	return a.save()
 }
 
 // ErrExists is returned when adding an account whose name is taken.
@@ -404,9 +465,20 @@ func (a *Accounts) update(name string, f func(*Account)) error {
 // TokenPrefix starts every API token, so a leaked one is easy to grep for.
 const TokenPrefix = "lintel_"
 
-// AddToken creates an API token for an account and returns it; it is
-// shown once and only its hash is kept.
-func (a *Accounts) AddToken(name string) (string, error) {
+// AddToken creates an API token for an account that never expires, with
+// the account's full role, and returns it; it is shown once and only its
+// hash is kept.
+func (a *Accounts) AddToken(name string) (string, error) { return a.AddTokenWith(name, 0, ScopeFull) }
+
+// AddTokenWith creates an API token valid for ttl (0: until revoked) with
+// a scope (ScopeFull or ScopeRead).
+func (a *Accounts) AddTokenWith(name string, ttl time.Duration, scope string) (string, error) {
+	if scope != ScopeFull && scope != ScopeRead {
+		return "", fmt.Errorf("token scope %q: want %s or %s", scope, ScopeFull, ScopeRead)
+	}
+	if scope == ScopeFull {
+		scope = ""
+	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		return "", fmt.Errorf("new token: %w", err)
@@ -418,9 +490,12 @@ func (a *Accounts) AddToken(name string) (string, error) {
 	id := hex.EncodeToString(idb)
 	tok := TokenPrefix + id + "_" + base64.RawURLEncoding.EncodeToString(raw)
 	sum := sha256.Sum256([]byte(tok))
-	err := a.update(name, func(ac *Account) {
-		ac.Tokens = append(ac.Tokens, Token{ID: id, SHA256: hex.EncodeToString(sum[:]), Created: time.Now().UTC()})
-	})
+	now := time.Now().UTC()
+	t := Token{ID: id, SHA256: hex.EncodeToString(sum[:]), Created: now, Scope: scope}
+	if ttl > 0 {
+		t.Expires = now.Add(ttl)
+	}
+	err := a.update(name, func(ac *Account) { ac.Tokens = append(ac.Tokens, t) })
 	if err != nil {
 		return "", err
 	}
@@ -445,10 +520,16 @@ func (a *Accounts) RevokeToken(name, id string) error {
 	return err
 }
 
-// ByToken finds the account an API token belongs to.
+// ByToken finds the account a valid (unexpired) API token belongs to.
 func (a *Accounts) ByToken(tok string) (Account, bool) {
+	ac, _, ok := a.TokenFor(tok, time.Now())
+	return ac, ok
+}
+
+// TokenFor finds a token valid at now and its account.
+func (a *Accounts) TokenFor(tok string, now time.Time) (Account, Token, bool) {
 	if !strings.HasPrefix(tok, TokenPrefix) || len(tok) > 128 {
-		return Account{}, false
+		return Account{}, Token{}, false
 	}
 	sum := sha256.Sum256([]byte(tok))
 	a.mu.Lock()
@@ -458,9 +539,12 @@ func (a *Accounts) ByToken(tok string) (Account, bool) {
 		for _, t := range ac.Tokens {
 			want, err := hex.DecodeString(t.SHA256)
 			if err == nil && subtle.ConstantTimeCompare(want, sum[:]) == 1 {
-				return ac, true
+				if !t.Expires.IsZero() && !now.Before(t.Expires) {
+					return Account{}, Token{}, false
+				}
+				return ac, t, true
 			}
 		}
 	}
-	return Account{}, false
+	return Account{}, Token{}, false
 }

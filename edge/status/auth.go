@@ -123,66 +123,148 @@ func (s *sessions) count() int {
 	return len(s.m)
 }
 
-// limiter throttles login attempts. An account with MaxFailures failures
-// within Window is locked for Lockout, whatever password comes next; a
-// source address with IPMaxFailures failures within Window is refused for
-// Lockout too, so one host cannot spray passwords over many names.
+// limiter throttles password (and setup code) guessing so that it hurts
+// the guesser, never the user:
+//
+//   - per (account, source address): after MaxFailures failures within
+//     Window, each further attempt from that address for that account
+//     waits a back-off that doubles with every failure (2 s, 4 s, …, at
+//     most Lockout). The same account from any other address is not
+//     affected: whoever types the right password on their own phone gets
+//     in, however many wrong ones an attacker sent from elsewhere.
+//   - per source address: IPMaxFailures failures within Window, over any
+//     names, lock that address out for Lockout (a spray over many names).
+//   - globally: when more than GlobalPerMinute failures happened in the
+//     last minute (many addresses guessing together), password checks are
+//     paced, one per 60s/GlobalPerMinute. A check still happens: the right
+//     password gets in after a short wait, a guess costs the guessers time.
+//
+// The limiter lives in memory (a restart forgets it); `lintel user
+// unlock` clears entries through the accounts file (see Accounts.Unlock).
 type limiter struct {
 	cfg Login
 	now func() time.Time
 
-	mu       sync.Mutex
-	accounts map[string]*failures
-	ips      map[string]*failures
+	mu      sync.Mutex
+	pairs   map[string]*failures // account + "\x00" + address
+	ips     map[string]*failures
+	recent  []time.Time // failures of the last minute, every address
+	nextAt  time.Time   // the next paced check's slot
+	applied map[string]bool
 }
 
 type failures struct {
 	times  []time.Time
-	locked time.Time // zero: not locked
+	until  time.Time // refused until then; zero: not blocked
+	locked bool      // until is an address lock (not a back-off)
 }
 
 func newLimiter(cfg Login, now func() time.Time) *limiter {
-	return &limiter{cfg: cfg, now: now, accounts: map[string]*failures{}, ips: map[string]*failures{}}
+	return &limiter{cfg: cfg, now: now, pairs: map[string]*failures{}, ips: map[string]*failures{}, applied: map[string]bool{}}
 }
 
 // maxTracked bounds the limiter's memory under a spray of names or
-// addresses; beyond it the oldest entries are forgotten.
+// addresses; beyond it an arbitrary entry is forgotten.
 const maxTracked = 10000
 
-// blocked reports for how long a login for account from ip is refused
-// without checking the password (0 = allowed), and why.
+func pairKey(account, ip string) string { return account + "\x00" + ip }
+
+// blocked reports for how long an attempt for account from ip is refused
+// without checking anything (0 = allowed), and why: "backoff" (this
+// account from this address) or "address" (this address, any account).
 func (l *limiter) blocked(account, ip string) (time.Duration, string) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if f := l.ips[ip]; f != nil && !f.locked.IsZero() {
-		if d := l.cfg.Lockout.Std() - now.Sub(f.locked); d > 0 {
-			return d, "ip"
+	if f := l.ips[ip]; f != nil && f.locked {
+		if d := f.until.Sub(now); d > 0 {
+			return d, "address"
 		}
-		f.locked, f.times = time.Time{}, nil
+		delete(l.ips, ip)
 	}
-	if f := l.accounts[account]; f != nil && !f.locked.IsZero() {
-		if d := l.cfg.Lockout.Std() - now.Sub(f.locked); d > 0 {
-			// Hammering a locked account still counts against the
-			// address, so it soon cannot try other names either.
-			l.addLocked(l.ips, ip, l.cfg.IPMaxFailures, now)
-			return d, "account"
+	if f := l.pairs[pairKey(account, ip)]; f != nil && !f.until.IsZero() {
+		if d := f.until.Sub(now); d > 0 {
+			// Hammering through a back-off counts against the address,
+			// so it soon cannot try other names either.
+			l.addIP(ip, now)
+			return d, "backoff"
 		}
-		f.locked, f.times = time.Time{}, nil
 	}
 	return 0, ""
 }
 
-// fail records a failed attempt and reports whether it locked something.
-func (l *limiter) fail(account, ip string) (lockedAccount, lockedIP bool) {
+// pace waits for the global check slot when many failures happened in
+// the last minute. It returns false when the wait would exceed maxWait
+// (answer "busy, retry" then: not a lockout, nothing recorded).
+func (l *limiter) pace(maxWait time.Duration, sleep func(time.Duration)) bool {
+	if l.cfg.GlobalPerMinute <= 0 {
+		return true
+	}
+	now := l.now()
+	l.mu.Lock()
+	l.trimRecent(now)
+	if len(l.recent) < l.cfg.GlobalPerMinute {
+		l.mu.Unlock()
+		return true
+	}
+	gap := time.Minute / time.Duration(l.cfg.GlobalPerMinute)
+	slot := l.nextAt
+	if slot.Before(now) {
+		slot = now
+	}
+	if slot.Sub(now) > maxWait {
+		l.mu.Unlock()
+		return false
+	}
+	l.nextAt = slot.Add(gap)
+	l.mu.Unlock()
+	if d := slot.Sub(now); d > 0 {
+		sleep(d)
+	}
+	return true
+}
+
+func (l *limiter) trimRecent(now time.Time) {
+	keep := l.recent[:0]
+	for _, t := range l.recent {
+		if now.Sub(t) < time.Minute {
+			keep = append(keep, t)
+		}
+	}
+	l.recent = keep
+}
+
+// fail records a failed attempt. It reports the back-off now in force
+// for the pair and whether the address got locked.
+func (l *limiter) fail(account, ip string) (backoff time.Duration, lockedIP bool) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.addLocked(l.accounts, account, l.cfg.MaxFailures, now), l.addLocked(l.ips, ip, l.cfg.IPMaxFailures, now)
+	l.trimRecent(now)
+	if len(l.recent) < 100000 {
+		l.recent = append(l.recent, now)
+	}
+	f := l.entry(l.pairs, pairKey(account, ip), now)
+	if n := len(f.times) - l.cfg.MaxFailures; n >= 0 {
+		backoff = min(2*time.Second<<min(n, 20), l.cfg.Lockout.Std())
+		f.until = now.Add(backoff)
+	}
+	return backoff, l.addIP(ip, now)
 }
 
-// addLocked records one failure for k; l.mu is held.
-func (l *limiter) addLocked(m map[string]*failures, k string, max int, now time.Time) bool {
+// addIP counts one failure against an address; l.mu is held.
+func (l *limiter) addIP(ip string, now time.Time) bool {
+	f := l.entry(l.ips, ip, now)
+	if len(f.times) >= l.cfg.IPMaxFailures && !f.locked {
+		f.locked, f.until = true, now.Add(l.cfg.Lockout.Std())
+		return true
+	}
+	return false
+}
+
+// entry records a failure time under k, forgetting those older than the
+// window; l.mu is held.
+func (l *limiter) entry(m map[string]*failures, k string, now time.Time) *failures {
 	f := m[k]
 	if f == nil {
 		if len(m) >= maxTracked {
@@ -201,19 +283,46 @@ func (l *limiter) addLocked(m map[string]*failures, k string, max int, now time.
 		}
 	}
 	f.times = append(keep, now)
-	if len(f.times) >= max && f.locked.IsZero() {
-		f.locked = now
-		return true
-	}
-	return false
+	return f
 }
 
-// succeed clears an account's failures (not the address's: a spray that
+// succeed clears the pair's failures (not the address's: a spray that
 // guesses one password must not reset its budget).
-func (l *limiter) succeed(account string) {
+func (l *limiter) succeed(account, ip string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.accounts, account)
+	delete(l.pairs, pairKey(account, ip))
+}
+
+// unlock clears an account's back-offs from every address (account != ""),
+// and/or an address's lock and back-offs (address != "").
+func (l *limiter) unlock(account, address string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k := range l.pairs {
+		a, ip, _ := strings.Cut(k, "\x00")
+		if (account == "" || a == account) && (address == "" || ip == address) {
+			delete(l.pairs, k)
+		}
+	}
+	if address != "" {
+		delete(l.ips, address)
+	}
+}
+
+// applyUnlocks applies the unlock requests of the accounts file that were
+// not applied yet.
+func (l *limiter) applyUnlocks(us []Unlock) {
+	for _, u := range us {
+		k := u.Account + "\x00" + u.Address + "\x00" + u.At.UTC().Format(time.RFC3339Nano)
+		l.mu.Lock()
+		done := l.applied[k]
+		l.applied[k] = true
+		l.mu.Unlock()
+		if !done {
+			l.unlock(u.Account, u.Address)
+		}
+	}
 }
 
 // setupCode is the one-time code that creates the first account. It is

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"fmt"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -23,6 +24,14 @@ type Config struct {
 	// <data_dir>/accounts.json, mode 0600).
 	AccountsFile string `yaml:"accounts_file"`
 	Login        Login  `yaml:"login"`
+	// Live bounds the pages following live updates.
+	Live Live `yaml:"live"`
+	// Hosts are the names and addresses the page answers to (the Host
+	// header), against DNS rebinding. Empty: the listen address,
+	// localhost and the box's own host names and interface addresses.
+	// Listed: those, plus localhost and the listen address.
+	Hosts   []string `yaml:"hosts"`
+	Metrics Metrics  `yaml:"metrics"`
 	// Language is the page language for a browser that has not chosen
 	// one: zh (default) or en.
 	Language string `yaml:"language"`
@@ -41,12 +50,34 @@ type Session struct {
 	Lifetime config.Duration `yaml:"lifetime"` // default 12h
 }
 
-// Login throttles password guessing per account and per source address.
+// Login throttles password and setup-code guessing where it comes from,
+// never locking out the right password typed elsewhere (see limiter).
 type Login struct {
-	MaxFailures   int             `yaml:"max_failures"`    // per account within window; default 5
-	Window        config.Duration `yaml:"window"`          // default 15m
-	Lockout       config.Duration `yaml:"lockout"`         // default 15m
-	IPMaxFailures int             `yaml:"ip_max_failures"` // per source address within window; default 20
+	// MaxFailures per (account, source address) within Window; then each
+	// further failure doubles that pair's wait, from 2s up to Lockout.
+	MaxFailures int             `yaml:"max_failures"` // default 5
+	Window      config.Duration `yaml:"window"`       // default 15m
+	Lockout     config.Duration `yaml:"lockout"`      // longest back-off and address lock; default 15m
+	// IPMaxFailures per source address within Window, over any names,
+	// lock that address for Lockout.
+	IPMaxFailures int `yaml:"ip_max_failures"` // default 20
+	// GlobalPerMinute failures in a minute, from all addresses together,
+	// pace password checks to one per 60s/GlobalPerMinute (0: off).
+	GlobalPerMinute int `yaml:"global_per_minute"` // default 60
+}
+
+// Metrics shapes /metrics. PerDevice labels series by device id; off
+// (the default), devices are counted by kind and building, so a
+// Prometheus that scrapes the page does not learn when each home's door
+// opened or when its sensors were last heard.
+type Metrics struct {
+	PerDevice bool `yaml:"per_device"`
+}
+
+// Live bounds the server-sent event streams (the pages' live updates).
+type Live struct {
+	Max        int `yaml:"max"`         // in all; default 32
+	PerAccount int `yaml:"per_account"` // per account (a person with a few tabs and a phone); default 4
 }
 
 // Defaults.
@@ -58,6 +89,9 @@ const (
 	DefaultWindow        = 15 * time.Minute
 	DefaultLockout       = 15 * time.Minute
 	DefaultIPMaxFailures = 20
+	DefaultGlobalPerMin  = 60
+	DefaultLiveMax       = 32
+	DefaultLivePerAcct   = 4
 	DefaultLanguage      = "zh"
 )
 
@@ -69,7 +103,8 @@ func DefaultConfig(dataDir string) Config {
 		Session:      Session{Idle: config.Duration(DefaultIdle), Lifetime: config.Duration(DefaultLifetime)},
 		AccountsFile: filepath.Join(dataDir, "accounts.json"),
 		Login: Login{MaxFailures: DefaultMaxFailures, Window: config.Duration(DefaultWindow),
-			Lockout: config.Duration(DefaultLockout), IPMaxFailures: DefaultIPMaxFailures},
+			Lockout: config.Duration(DefaultLockout), IPMaxFailures: DefaultIPMaxFailures, GlobalPerMinute: DefaultGlobalPerMin},
+		Live:     Live{Max: DefaultLiveMax, PerAccount: DefaultLivePerAcct},
 		Language: DefaultLanguage,
 	}
 }
@@ -115,6 +150,11 @@ func Decode(r *config.Reporter, c *config.Config, n config.Node) Config {
 			r.At(p+".listen", "%q: want an IP address (a name would need DNS at boot)", sc.Listen)
 		}
 	}
+	for i, h := range sc.Hosts {
+		if !validHostEntry(h) {
+			r.At(fmt.Sprintf("%s.hosts[%d]", p, i), "%q: want a host name or an IP address, without port or scheme", h)
+		}
+	}
 	if (sc.TLS.CertFile == "") != (sc.TLS.KeyFile == "") {
 		r.At(p+".tls", "give both cert_file and key_file, or neither")
 	}
@@ -140,6 +180,15 @@ func Decode(r *config.Reporter, c *config.Config, n config.Node) Config {
 	if sc.Login.IPMaxFailures < 1 || sc.Login.IPMaxFailures > 10000 {
 		r.At(p+".login.ip_max_failures", "%d: want 1–10000", sc.Login.IPMaxFailures)
 	}
+	if sc.Login.GlobalPerMinute < 0 || sc.Login.GlobalPerMinute > 100000 {
+		r.At(p+".login.global_per_minute", "%d: want 0 (off) to 100000", sc.Login.GlobalPerMinute)
+	}
+	if sc.Live.Max < 1 || sc.Live.Max > 1024 {
+		r.At(p+".live.max", "%d: want 1–1024", sc.Live.Max)
+	}
+	if sc.Live.PerAccount < 1 || sc.Live.PerAccount > sc.Live.Max {
+		r.At(p+".live.per_account", "%d: want 1–live.max", sc.Live.PerAccount)
+	}
 	if d := sc.Login.Window.Std(); d < time.Second || d > 24*time.Hour {
 		r.At(p+".login.window", "%s: want between 1s and 24h", sc.Login.Window)
 	}
@@ -152,4 +201,27 @@ func Decode(r *config.Reporter, c *config.Config, n config.Node) Config {
 		r.At(p+".language", "%q: want zh or en", sc.Language)
 	}
 	return sc
+}
+
+// Notes are what `lintel check` and the daemon's start say about a status
+// section that is valid but exposed: the page on the LAN over plain HTTP.
+func Notes(c *config.Config) []string {
+	sc, err := FromConfig(c)
+	if err != nil || sc.Disabled {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(sc.Listen)
+	if err != nil || sc.TLS.CertFile != "" || isLoopbackHost(host) {
+		return nil
+	}
+	return []string{fmt.Sprintf("status.listen %s is reachable beyond this box over plain HTTP: passwords, session cookies and "+
+		"elder alerts cross the LAN in clear. Give status.tls a certificate (cert_file, key_file), or listen on 127.0.0.1", sc.Listen)}
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }

@@ -307,6 +307,15 @@ func (e *testEnv) client() *client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
+// clientFrom is a client whose connections come from ip (any 127/8
+// address is the loopback interface on Linux), to act as another host.
+func (e *testEnv) clientFrom(ip string) *client {
+	c := e.client()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	c.hc.Transport = &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}
+	return c
+}
+
 type resp struct {
 	code int
 	body string
@@ -320,6 +329,10 @@ func (c *client) do(method, path string, body io.Reader, hdr map[string]string) 
 		c.e.t.Fatal(err)
 	}
 	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	if body != nil && req.Header.Get("Content-Type") == "" {

@@ -24,9 +24,10 @@ const (
 
 // who is the identity a request acts as.
 type who struct {
-	account string
-	role    Role
-	sess    *session // nil for an API token
+	account  string
+	role     Role
+	sess     *session // nil for an API token
+	readOnly bool     // a read-only API token
 }
 
 type ctxKey struct{}
@@ -112,7 +113,7 @@ func (s *Server) routes() http.Handler {
 		s.fail(w, r, http.StatusNotFound, "err.notfound")
 	})))
 
-	return s.headers(s.limit(s.cop.Handler(mux)))
+	return s.headers(s.checkHost(s.limit(s.cop.Handler(mux))))
 }
 
 // maxInFlight caps concurrent requests (live streams have their own cap):
@@ -191,11 +192,11 @@ func (s *Server) auth(min Role, isAPI bool, next http.Handler) http.Handler {
 		var id *who
 		if h := r.Header.Get("Authorization"); h != "" {
 			tok, ok := strings.CutPrefix(h, "Bearer ")
-			if ac, found := s.accounts.ByToken(strings.TrimSpace(tok)); ok && found {
-				id = &who{account: ac.Name, role: ac.Role}
+			if ac, t, found := s.accounts.TokenFor(strings.TrimSpace(tok), s.now()); ok && found {
+				id = &who{account: ac.Name, role: ac.Role, readOnly: t.Scope == ScopeRead}
 			} else {
 				s.met.authFailures.WithLabelValues("token").Inc()
-				writeJSONError(w, http.StatusUnauthorized, "unauthorized", "invalid API token")
+				writeJSONError(w, http.StatusUnauthorized, "unauthorized", "invalid or expired API token")
 				return
 			}
 		} else if c, err := r.Cookie(s.sessionCookieName()); err == nil {
@@ -220,6 +221,10 @@ func (s *Server) auth(min Role, isAPI bool, next http.Handler) http.Handler {
 				target = "/setup"
 			}
 			http.Redirect(w, r, target, http.StatusSeeOther)
+			return
+		}
+		if id.readOnly && !safeMethod(r.Method) {
+			writeJSONError(w, http.StatusForbidden, "read_only", "this API token may only read")
 			return
 		}
 		if !id.role.Allows(min) {

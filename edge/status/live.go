@@ -21,30 +21,52 @@ type liveMsg struct {
 // misses messages (it refetches on the next one) and never slows the
 // tracker.
 type hub struct {
-	mu   sync.Mutex
-	subs map[chan liveMsg]struct{}
+	max, perAccount int
+
+	mu        sync.Mutex
+	subs      map[chan liveMsg]string // → account
+	byAccount map[string]int
 }
 
-// maxLive bounds concurrent live streams (each holds a connection).
-const maxLive = 32
+// newHub bounds concurrent live streams (each holds a connection): max in
+// all and perAccount for one account, so one viewer cannot take every
+// slot.
+func newHub(max, perAccount int) *hub {
+	if max <= 0 {
+		max = DefaultLiveMax
+	}
+	if perAccount <= 0 {
+		perAccount = DefaultLivePerAcct
+	}
+	return &hub{max: max, perAccount: perAccount, subs: map[chan liveMsg]string{}, byAccount: map[string]int{}}
+}
 
-func newHub() *hub { return &hub{subs: map[chan liveMsg]struct{}{}} }
-
-func (h *hub) subscribe() (chan liveMsg, bool) {
+// subscribe takes a slot for account; "" and false when none is free
+// (why: "account" or "all").
+func (h *hub) subscribe(account string) (chan liveMsg, string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.subs) >= maxLive {
-		return nil, false
+	if h.byAccount[account] >= h.perAccount {
+		return nil, "account"
+	}
+	if len(h.subs) >= h.max {
+		return nil, "all"
 	}
 	c := make(chan liveMsg, 16)
-	h.subs[c] = struct{}{}
-	return c, true
+	h.subs[c] = account
+	h.byAccount[account]++
+	return c, ""
 }
 
 func (h *hub) unsubscribe(c chan liveMsg) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.subs, c)
+	if a, ok := h.subs[c]; ok {
+		delete(h.subs, c)
+		if h.byAccount[a]--; h.byAccount[a] <= 0 {
+			delete(h.byAccount, a)
+		}
+	}
 }
 
 func (h *hub) publish(m liveMsg) {
@@ -67,9 +89,18 @@ func (h *hub) count() int {
 // live streams server-sent events until the client leaves, its session
 // ends, or the server shuts down.
 func (s *Server) live(w http.ResponseWriter, r *http.Request) {
-	c, ok := s.hub.subscribe()
-	if !ok {
-		http.Error(w, "too many live clients", http.StatusServiceUnavailable)
+	account := ""
+	if id := whoOf(r); id != nil {
+		account = id.account
+	}
+	c, full := s.hub.subscribe(account)
+	if c == nil {
+		w.Header().Set("Retry-After", "30")
+		msg := "too many live clients"
+		if full == "account" {
+			msg = "too many live pages open for this account: close one"
+		}
+		http.Error(w, msg, http.StatusServiceUnavailable)
 		return
 	}
 	defer s.hub.unsubscribe(c)

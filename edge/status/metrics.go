@@ -22,6 +22,7 @@ type metrics struct {
 	latency      *prometheus.HistogramVec
 	authFailures *prometheus.CounterVec
 	csrfDenied   prometheus.Counter
+	hostDenied   prometheus.Counter
 	actions      *prometheus.CounterVec
 }
 
@@ -35,10 +36,12 @@ func newMetrics(s *Server) (*metrics, error) {
 			Help: "Refused logins and API tokens by reason (password, locked, setup_code, token)."}, []string{"reason"}),
 		csrfDenied: prometheus.NewCounter(prometheus.CounterOpts{Name: "lintel_status_csrf_denied_total",
 			Help: "State-changing requests refused for a missing or wrong CSRF token or a cross-origin source."}),
+		hostDenied: prometheus.NewCounter(prometheus.CounterOpts{Name: "lintel_status_host_denied_total",
+			Help: "Requests refused because their Host header is not one of the page's names (status.hosts)."}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lintel_status_actions_total",
 			Help: "Commands sent from the page and API by result."}, []string{"command", "result"}),
 	}
-	cs := []prometheus.Collector{m.requests, m.latency, m.authFailures, m.csrfDenied, m.actions, &stateCollector{s: s}}
+	cs := []prometheus.Collector{m.requests, m.latency, m.authFailures, m.csrfDenied, m.hostDenied, m.actions, &stateCollector{s: s}}
 	if s.opts.Registry == nil {
 		// A private registry also gets the Go and process collectors; a
 		// shared one is the lead's to set up.
@@ -135,21 +138,54 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, sev := range []string{"info", "warning", "alert", "critical"} {
 		gauge(ch, "lintel_alerts_open", "Open elder alerts by severity.", float64(open[sev]), map[string]string{"severity": sev})
 	}
-	for _, d := range s.devices() {
-		l := map[string]string{"device": d.ID, "driver": d.Driver, "kind": d.Kind}
-		up := -1.0
-		switch d.Online {
-		case "online":
-			up = 1
-		case "offline":
-			up = 0
+	if s.cfg.Metrics.PerDevice {
+		for _, d := range s.devices() {
+			l := map[string]string{"device": d.ID, "driver": d.Driver, "kind": d.Kind}
+			up := -1.0
+			switch d.Online {
+			case "online":
+				up = 1
+			case "offline":
+				up = 0
+			}
+			gauge(ch, "lintel_device_up", "Device reachable (1), offline (0) or not yet heard from (-1).", up, l)
+			if !d.LastSeen.IsZero() {
+				gauge(ch, "lintel_device_last_seen_timestamp_seconds", "Time of the device's last event.", float64(d.LastSeen.Unix()), map[string]string{"device": d.ID})
+			}
+			if d.Battery >= 0 {
+				gauge(ch, "lintel_device_battery_percent", "Battery level reported by the driver.", float64(d.Battery), map[string]string{"device": d.ID})
+			}
 		}
-		gauge(ch, "lintel_device_up", "Device reachable (1), offline (0) or not yet heard from (-1).", up, l)
-		if !d.LastSeen.IsZero() {
-			gauge(ch, "lintel_device_last_seen_timestamp_seconds", "Time of the device's last event.", float64(d.LastSeen.Unix()), map[string]string{"device": d.ID})
+	} else {
+		// By kind and building only: which flat's door is open, or when
+		// each home's sensors were last heard, is personal data.
+		type key struct{ kind, building, state string }
+		type kb struct{ kind, building string }
+		counts, low, tamper := map[key]int{}, map[kb]int{}, map[kb]int{}
+		for _, d := range s.devices() {
+			st := d.Online
+			if st != "online" && st != "offline" {
+				st = "unknown"
+			}
+			counts[key{d.Kind, d.Building, st}]++
+			if d.BatteryLow {
+				low[kb{d.Kind, d.Building}]++
+			}
+			if d.Tamper {
+				tamper[kb{d.Kind, d.Building}]++
+			}
+			low[kb{d.Kind, d.Building}] += 0
+			tamper[kb{d.Kind, d.Building}] += 0
 		}
-		if d.Battery >= 0 {
-			gauge(ch, "lintel_device_battery_percent", "Battery level reported by the driver.", float64(d.Battery), map[string]string{"device": d.ID})
+		for k, n := range counts {
+			gauge(ch, "lintel_devices", "Configured devices by kind, building and state (online, offline, unknown).", float64(n),
+				map[string]string{"kind": k.kind, "building": k.building, "state": k.state})
+		}
+		for k, n := range low {
+			gauge(ch, "lintel_devices_battery_low", "Devices reporting a low battery, by kind and building.", float64(n), map[string]string{"kind": k.kind, "building": k.building})
+		}
+		for k, n := range tamper {
+			gauge(ch, "lintel_devices_tamper", "Devices reporting tamper, by kind and building.", float64(n), map[string]string{"kind": k.kind, "building": k.building})
 		}
 	}
 	for _, k := range s.sinks() {
@@ -165,6 +201,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	for _, b := range s.buses() {
+		if !s.cfg.Metrics.PerDevice && b.Kind != "modbus" {
+			continue // a receiver's or camera's "bus" is its device id; the drivers' aggregates cover them
+		}
 		l := map[string]string{"bus": b.Name, "kind": b.Kind}
 		gauge(ch, "lintel_bus_utilisation_ratio", "Share of time the bus is busy.", b.Utilisation, l)
 		gauge(ch, "lintel_bus_requests", "Requests sent on the bus.", float64(b.Requests), l)

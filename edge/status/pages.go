@@ -322,7 +322,7 @@ func (s *Server) eventsPage(w http.ResponseWriter, r *http.Request) {
 // filterKinds are offered in the events filter (any kind can be typed).
 var filterKinds = []event.Kind{event.ElderAlertRaised, event.ElderAlertAcknowledged, event.ElderAlertResolved,
 	event.SOSPressed, event.SmokeAlarm, event.WaterLeak, event.DoorOpened, event.GateOpened, event.GateForcedOpen,
-	event.CameraFallingObject, event.DeviceOffline, event.DeviceOnline, event.CommandApplied}
+	event.CameraFallingObject, event.DeviceOffline, event.DeviceOnline, event.CommandApplied, event.CommandRefused}
 
 func (s *Server) diagnosticsPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, http.StatusOK, "diagnostics", "layout", s.newPage(r, "diagnostics", s.diagnostics()))
@@ -417,13 +417,24 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 	if len(name) > 64 || len(pw) > MaxPasswordLen {
 		name, pw = "", ""
 	}
+	s.lim.applyUnlocks(s.accounts.Unlocks())
 	if d, why := s.lim.blocked(name, ip); d > 0 {
 		s.met.authFailures.WithLabelValues("locked").Inc()
-		s.log.Warn("login refused while locked", "account", safeName(name), "ip", ip, "lock", why)
+		s.log.Warn("login refused while throttled", "account", s.knownName(name), "ip", ip, "lock", why, "retry_in", d.Round(time.Second).String())
 		w.Header().Set("Retry-After", strconv.Itoa(int(d.Seconds())+1))
 		lv.Retry = (&pageData{Lang: p.Lang}).Dur(d)
 		p.Data = lv
 		p.Error = fmt.Sprintf(tr(p.Lang, "err.locked"), lv.Retry)
+		s.render(w, http.StatusTooManyRequests, "login", "layout", p)
+		return
+	}
+	// Many failures from everywhere at once: checks are paced. The right
+	// password still gets in, after a short wait.
+	if !s.lim.pace(loginPaceWait, time.Sleep) {
+		s.met.authFailures.WithLabelValues("paced").Inc()
+		w.Header().Set("Retry-After", "2")
+		p.Data = lv
+		p.Error = tr(p.Lang, "err.busy")
 		s.render(w, http.StatusTooManyRequests, "login", "layout", p)
 		return
 	}
@@ -433,32 +444,41 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 		hash = dummyHash()
 	}
 	if !CheckPassword(hash, pw) || !found {
-		lockA, lockIP := s.lim.fail(name, ip)
+		backoff, lockIP := s.lim.fail(name, ip)
 		s.met.authFailures.WithLabelValues("password").Inc()
-		s.log.Warn("login failed", "account", safeName(name), "ip", ip, "locked_account", lockA, "locked_ip", lockIP)
+		// A name that is no account is not logged: it may be a password
+		// typed into the wrong field.
+		s.log.Warn("login failed", "account", s.knownName(name), "ip", ip, "backoff", backoff.String(), "locked_address", lockIP)
 		p.Data = lv
 		p.Error = tr(p.Lang, "err.login")
 		code := http.StatusUnauthorized
-		if lockA || lockIP {
+		if lockIP {
+			backoff = s.cfg.Login.Lockout.Std()
+		}
+		if backoff > 0 {
 			code = http.StatusTooManyRequests
-			p.Error = fmt.Sprintf(tr(p.Lang, "err.locked"), (&pageData{Lang: p.Lang}).Dur(s.cfg.Login.Lockout.Std()))
+			w.Header().Set("Retry-After", strconv.Itoa(int(backoff.Seconds())+1))
+			p.Error = fmt.Sprintf(tr(p.Lang, "err.locked"), (&pageData{Lang: p.Lang}).Dur(backoff))
 		}
 		s.render(w, code, "login", "layout", p)
 		return
 	}
-	s.lim.succeed(name)
+	s.lim.succeed(ac.Name, ip)
 	s.startSession(w, r, ac.Name, ac.Role)
 	s.log.Info("login", "account", ac.Name, "role", string(ac.Role), "ip", ip)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-// safeName keeps a typed account name fit for a log line: a user who
-// typed a password into the name field must not have it logged whole.
-func safeName(n string) string {
-	if ValidName(n) && len(n) <= 32 {
+// loginPaceWait is the longest a paced password check waits for its slot.
+const loginPaceWait = 5 * time.Second
+
+// knownName is what a log line may say of a typed account name: the name
+// when such an account exists, otherwise nothing of it.
+func (s *Server) knownName(n string) string {
+	if _, ok := s.accounts.Lookup(n); ok && ValidName(n) {
 		return n
 	}
-	return "(invalid)"
+	return "(unknown)"
 }
 
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request, name string, role Role) {
@@ -509,7 +529,10 @@ func (s *Server) setupPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := clientIP(r)
+	// Per source address: wrong codes from one host slow that host down,
+	// never the installer at another (or at the box itself).
 	const setupKey = "\x00setup" // a name no account can have
+	s.lim.applyUnlocks(s.accounts.Unlocks())
 	if d, _ := s.lim.blocked(setupKey, ip); d > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(d.Seconds())+1))
 		p.Error = fmt.Sprintf(tr(p.Lang, "err.locked"), (&pageData{Lang: p.Lang}).Dur(d))
@@ -570,14 +593,6 @@ func (s *Server) langPost(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: cookieLang, Value: l, Path: "/", MaxAge: 365 * 24 * 3600, HttpOnly: true,
 		Secure: s.tlsOn(), SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, backPath(r.PostFormValue("back")), http.StatusSeeOther)
-}
-
-// backPath accepts only a local path to return to after a form.
-func backPath(b string) string {
-	if b == "" || !strings.HasPrefix(b, "/") || strings.HasPrefix(b, "//") || strings.ContainsAny(b, "\\\r\n") || len(b) > 512 {
-		return "/"
-	}
-	return b
 }
 
 var urlCreds = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@`)

@@ -93,6 +93,7 @@ type Server struct {
 	accounts *Accounts
 	sess     *sessions
 	lim      *limiter
+	hosts    *hostAllow
 	setup    *setupCode
 	tr       *tracker
 	hub      *hub
@@ -133,8 +134,9 @@ func New(o Options) (*Server, error) {
 		opts: o, cfg: o.Status, log: o.Logger, accounts: acc, now: o.Now,
 		sess:     newSessions(o.Status.Session.Idle.Std(), o.Status.Session.Lifetime.Std(), o.Now),
 		lim:      newLimiter(o.Status.Login, o.Now),
+		hosts:    newHostAllow(o.Status.Listen, o.Status.Hosts),
 		tr:       newTracker(o.Log, o.Config, o.Logger),
-		hub:      newHub(),
+		hub:      newHub(o.Status.Live.Max, o.Status.Live.PerAccount),
 		ready:    make(chan struct{}),
 		shutdown: make(chan struct{}),
 	}
@@ -257,6 +259,9 @@ func (s *Server) Run(ctx context.Context) error {
 		scheme = "https"
 	}
 	s.log.Info("status page listening", "addr", s.addr, "scheme", scheme)
+	if host, _, err := net.SplitHostPort(s.addr); err == nil && !tlsOn && !isLoopbackHost(host) {
+		s.log.Warn("status page reachable beyond this box over plain HTTP: passwords, session cookies and elder alerts cross the LAN in clear; configure status.tls", "addr", s.addr)
+	}
 	close(s.ready)
 
 	select {

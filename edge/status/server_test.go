@@ -579,7 +579,10 @@ func TestPagesAndCanary(t *testing.T) {
 		t.Errorf("clip range: %d %q %s", clip.code, clip.body, clip.hdr.Get("Content-Type"))
 	}
 	metrics := c.get("/metrics").body
-	for _, want := range []string{"lintel_store_last_seq", "lintel_store_appended", "lintel_device_up{device=\"gate-north\"", "lintel_alerts_open{severity=\"critical\"} 1",
+	if strings.Contains(metrics, "gate-north") || strings.Contains(metrics, "lintel_device_up") {
+		t.Error("metrics name devices without status.metrics.per_device")
+	}
+	for _, want := range []string{"lintel_store_last_seq", "lintel_store_appended", `lintel_devices{building="`, "lintel_alerts_open{severity=\"critical\"} 1",
 		"lintel_sink_backlog_events{sink=\"city\"}", "lintel_runtime_events_emitted", "lintel_status_http_requests_total", "go_goroutines"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)

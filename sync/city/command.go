@@ -3,22 +3,17 @@ package city
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"unicode/utf8"
 )
 
 // MaxCommandSize bounds a downlink message.
 const MaxCommandSize = 64 << 10
 
-// Command is one downlink message on {prefix}/cmd:
-//
-//	{"id":"c-1842","command":"alert.ack","args":{"alert":"gw-01:…:42"},"actor":"ops:zhang"}
-//
-// id is the platform's correlation id, echoed in the result; actor names
-// the person or system behind the command and is recorded in the audit
-// event.
+// Command is a downlink command once its signed envelope has been
+// verified (see [SignedCommand]): id is the platform's correlation id,
+// echoed in the result; Actor is recorded in the audit event as
+// "platform:<key id>/<actor>"; Args is the canonical JSON object.
 type Command struct {
 	ID      string          `json:"id"`
 	Command string          `json:"command"`
@@ -27,63 +22,17 @@ type Command struct {
 }
 
 // CommandResult is published on {prefix}/cmd/result for every command,
-// applied or not.
+// applied or not. Refused is the reason code of a refusal (see the
+// Reason constants); a replay carries the first result, when the gateway
+// still remembers it, in Original.
 type CommandResult struct {
-	ID      string `json:"id"`
-	Command string `json:"command,omitempty"`
-	OK      bool   `json:"ok"`
-	Result  any    `json:"result,omitempty"`
-	Error   string `json:"error,omitempty"`
-}
-
-// DefaultActor is recorded when a command names none.
-const DefaultActor = "platform"
-
-// DecodeCommand parses a downlink message strictly: one JSON object, no
-// unknown fields, an id and a command name of bounded form, args an
-// object. Anything else is an error and nothing is applied. On error the
-// returned Command carries whatever id could be read, for the result.
-func DecodeCommand(b []byte) (Command, error) {
-	var c Command
-	if len(b) > MaxCommandSize {
-		return c, fmt.Errorf("command larger than %d bytes", MaxCommandSize)
-	}
-	if !utf8.Valid(b) {
-		return c, errors.New("command is not UTF-8")
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		c = Command{ID: salvageID(b)}
-		return c, fmt.Errorf("bad command json: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Command{ID: c.ID}, errors.New("bad command json: data after the object")
-	}
-	if !validToken(c.ID, 128, true) {
-		id := c.ID
-		if !validToken(id, 128, true) {
-			id = ""
-		}
-		return Command{ID: id}, errors.New("id: want 1..128 printable ASCII characters")
-	}
-	if !validName(c.Command) {
-		return c, fmt.Errorf("command %q: want a name like alert.ack", trim(c.Command))
-	}
-	switch a := bytes.TrimSpace(c.Args); {
-	case len(a) == 0 || bytes.Equal(a, []byte("null")):
-		c.Args = json.RawMessage("{}")
-	case a[0] != '{':
-		return c, errors.New("args: want a JSON object")
-	default:
-		c.Args = append(json.RawMessage(nil), a...)
-	}
-	if c.Actor == "" {
-		c.Actor = DefaultActor
-	} else if !validToken(c.Actor, 128, false) {
-		return c, errors.New("actor: want up to 128 printable characters")
-	}
-	return c, nil
+	ID       string         `json:"id"`
+	Command  string         `json:"command,omitempty"`
+	OK       bool           `json:"ok"`
+	Result   any            `json:"result,omitempty"`
+	Refused  string         `json:"refused,omitempty"`
+	Error    string         `json:"error,omitempty"`
+	Original *CommandResult `json:"original,omitempty"`
 }
 
 // salvageID reads just the id of a message that failed strict decoding,

@@ -1,6 +1,9 @@
 package city
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"fmt"
 	"net/url"
 	"strings"
 	"time"
@@ -24,6 +27,15 @@ const (
 	DefaultReconnectMax   = 2 * time.Minute
 	DefaultReconnectProbe = 2 * time.Second
 	DefaultKeepAlive      = 30 * time.Second
+
+	DefaultMaxValidity       = time.Hour
+	DefaultClockSkew         = 30 * time.Second
+	DefaultUnsyncedClockSkew = 24 * time.Hour
+	DefaultCommandQueue      = 64
+	DefaultMaxSeen           = 100000
+	DefaultRefusalBurst      = 20
+	DefaultRefusalEvery      = 6 * time.Second
+	DefaultRefusalSummary    = time.Minute
 )
 
 // Ack modes.
@@ -54,6 +66,50 @@ type Options struct {
 	StatusInterval config.Duration `yaml:"status_interval"`
 	KeepAlive      config.Duration `yaml:"keepalive"`
 	Reconnect      BackoffOptions  `yaml:"reconnect"`
+	// Commands authenticates the downlink (see CommandOptions).
+	Commands CommandOptions `yaml:"commands"`
+}
+
+// CommandOptions is sinks.city.commands: who may send downlink commands
+// and how they are checked. With no keys every command is refused.
+type CommandOptions struct {
+	// Keys are the platform's Ed25519 public keys. Several may be listed
+	// at once to rotate: add the new key, switch the platform, then
+	// remove the old one.
+	Keys []KeyOptions `yaml:"keys"`
+	// MaxValidity bounds expires_at − issued_at of a command.
+	MaxValidity config.Duration `yaml:"max_validity"`
+	// ClockSkew is the allowance on issued_at/expires_at while the
+	// gateway clock is synced; UnsyncedClockSkew while it is not (a box
+	// without an RTC that has not reached NTP since boot runs on the
+	// last saved time). Replay is refused by id whatever the clock says.
+	ClockSkew         config.Duration `yaml:"clock_skew"`
+	UnsyncedClockSkew config.Duration `yaml:"unsynced_clock_skew"`
+	// Queue is how many commands may wait; beyond it each is answered
+	// "busy" at once.
+	Queue int `yaml:"queue"`
+	// MaxSeen bounds the ids remembered against replay; when it is full,
+	// new commands are answered "busy" until older ids expire.
+	MaxSeen int `yaml:"max_seen"`
+	// Refusals rate-limits the command.refused audit events.
+	Refusals RefusalOptions `yaml:"refusals"`
+}
+
+// KeyOptions is one platform public key.
+type KeyOptions struct {
+	ID string `yaml:"id"`
+	// PublicKey is the key in base64 (32 bytes, as lintel receive keygen
+	// prints it), base64 PKIX, or PEM.
+	PublicKey string `yaml:"public_key"`
+}
+
+// RefusalOptions is a token bucket for command.refused events: Burst at
+// once, then one per Every; what it suppresses is counted and reported by
+// one summary event per Summary interval.
+type RefusalOptions struct {
+	Burst   int             `yaml:"burst"`
+	Every   config.Duration `yaml:"every"`
+	Summary config.Duration `yaml:"summary"`
 }
 
 // TLSOptions configures server verification and the client certificate.
@@ -97,7 +153,25 @@ func DefaultOptions() Options {
 			Min: config.Duration(DefaultReconnectMin), Max: config.Duration(DefaultReconnectMax),
 			Probe: config.Duration(DefaultReconnectProbe),
 		},
+		Commands: CommandOptions{
+			MaxValidity: config.Duration(DefaultMaxValidity), ClockSkew: config.Duration(DefaultClockSkew),
+			UnsyncedClockSkew: config.Duration(DefaultUnsyncedClockSkew), Queue: DefaultCommandQueue, MaxSeen: DefaultMaxSeen,
+			Refusals: RefusalOptions{Burst: DefaultRefusalBurst, Every: config.Duration(DefaultRefusalEvery),
+				Summary: config.Duration(DefaultRefusalSummary)},
+		},
 	}
+}
+
+// verifier builds the command verifier; keys were checked by validate.
+func (o *Options) verifier(gateway string) *Verifier {
+	v := &Verifier{Gateway: gateway, Keys: map[string]ed25519.PublicKey{},
+		MaxValidity: o.Commands.MaxValidity.Std(), Skew: o.Commands.ClockSkew.Std(), UnsyncedSkew: o.Commands.UnsyncedClockSkew.Std()}
+	for _, k := range o.Commands.Keys {
+		if pk, err := ParsePublicKey(k.PublicKey); err == nil {
+			v.Keys[k.ID] = pk
+		}
+	}
+	return v
 }
 
 // UsesTLS reports whether the broker URL asks for TLS.
@@ -229,6 +303,7 @@ func (o *Options) validate(r *config.Reporter, path string, c *config.Config) {
 	if p := o.Reconnect.Probe.Std(); p != 0 && (p < 500*time.Millisecond || p > time.Minute) {
 		r.At(at("reconnect.probe"), "%s: want 500ms..1m, or 0 for no probing", o.Reconnect.Probe)
 	}
+	o.Commands.validate(r, at("commands"))
 	if c != nil && c.Gateway.ID == "" && o.ClientID == "" {
 		r.At(at("client_id"), "missing and gateway.id is empty")
 	}
@@ -262,4 +337,69 @@ func optionsFor(c *config.Config, n config.Node) (Options, error) {
 		return Options{}, err
 	}
 	return o, nil
+}
+
+func (o *CommandOptions) validate(r *config.Reporter, path string) {
+	at := func(k string) string { return path + "." + k }
+	ids := map[string]bool{}
+	for i, k := range o.Keys {
+		p := fmt.Sprintf("%s.keys[%d]", path, i)
+		if !validToken(k.ID, 64, true) || strings.ContainsAny(k.ID, " /:") {
+			r.At(p+".id", "%q: want 1..64 printable ASCII characters without spaces, '/' or ':'", k.ID)
+		} else if ids[k.ID] {
+			r.At(p+".id", "%q: listed twice", k.ID)
+		}
+		ids[k.ID] = true
+		if k.PublicKey == "" {
+			r.At(p+".public_key", "missing: the platform's Ed25519 public key (lintel receive keygen prints one)")
+		} else if pk, err := ParsePublicKey(k.PublicKey); err != nil {
+			r.At(p+".public_key", "%v", err)
+		} else if base64.StdEncoding.EncodeToString(pk) == TestVectorPublicKey {
+			r.At(p+".public_key", "this is the test vector key of docs/city-platform.md, whose private key is published: make a key pair with lintel receive keygen")
+		}
+	}
+	if d := o.MaxValidity.Std(); d < time.Second || d > 7*24*time.Hour {
+		r.At(at("max_validity"), "%s: want 1s..168h", o.MaxValidity)
+	}
+	if d := o.ClockSkew.Std(); d > time.Hour {
+		r.At(at("clock_skew"), "%s: want at most 1h", o.ClockSkew)
+	}
+	if d := o.UnsyncedClockSkew.Std(); d < o.ClockSkew.Std() || d > 7*24*time.Hour {
+		r.At(at("unsynced_clock_skew"), "%s: want between clock_skew and 168h", o.UnsyncedClockSkew)
+	}
+	if o.Queue < 1 || o.Queue > 10000 {
+		r.At(at("queue"), "%d: want 1..10000", o.Queue)
+	}
+	if o.MaxSeen < 100 || o.MaxSeen > 10000000 {
+		r.At(at("max_seen"), "%d: want 100..10000000", o.MaxSeen)
+	}
+	if o.Refusals.Burst < 1 || o.Refusals.Burst > 10000 {
+		r.At(at("refusals.burst"), "%d: want 1..10000", o.Refusals.Burst)
+	}
+	if d := o.Refusals.Every.Std(); d < 10*time.Millisecond || d > time.Hour {
+		r.At(at("refusals.every"), "%s: want 10ms..1h", o.Refusals.Every)
+	}
+	if d := o.Refusals.Summary.Std(); d < time.Second || d > 24*time.Hour {
+		r.At(at("refusals.summary"), "%s: want 1s..24h", o.Refusals.Summary)
+	}
+}
+
+// TestVectorPublicKey is the public key of the signing test vector in
+// docs/city-platform.md (seed 00 01 … 1f). Its private key is public, so
+// a configuration that lists it is refused.
+const TestVectorPublicKey = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="
+
+// Notes are the warnings `lintel check` prints and the sink logs at start
+// for sinks.city: what works but is probably not what was meant.
+func Notes(c *config.Config, n config.Node) []string {
+	o, err := optionsFor(c, n)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	if len(o.Commands.Keys) == 0 {
+		out = append(out, "sinks.city.commands.keys is empty: every downlink command from the platform is refused "+
+			"(no default keys; add the platform's Ed25519 public key to accept signed commands)")
+	}
+	return out
 }

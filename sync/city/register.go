@@ -19,6 +19,9 @@ func newFromEnv(env edge.Env, name string, n config.Node) (edge.Component, error
 		Name: name, Gateway: env.Config.Gateway.ID, Compound: env.Config.Gateway.Compound,
 		Log: env.Store, Logger: env.Logger, Emit: env.Emit, Version: env.Version,
 	}
+	if env.Store != nil {
+		d.State = env.Store
+	}
 	if env.Commands != nil {
 		d.Commands = env.Commands
 	}

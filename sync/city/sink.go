@@ -79,7 +79,10 @@ type Deps struct {
 	Logger   *slog.Logger
 	Emit     edge.Emitter // audit events of built-in commands; may be nil
 	Commands Commander    // may be nil: every command but resend is unknown
-	Version  string
+	// State keeps the seen command ids (replay protection) durably; nil
+	// keeps them in memory only (tests).
+	State   StateStore
+	Version string
 	// Clock reads the wall clock and its quality; default edge.SystemClock.
 	Clock edge.Clock
 }
@@ -98,7 +101,11 @@ type Sink struct {
 	ackWake   chan struct{}
 	dataWake  chan struct{}
 	rewind    chan uint64
-	cmdq      chan []byte
+	cmdq      chan inbound
+	verifier  *Verifier
+	seen      *seenIDs
+	audit     *refusalAudit
+	recent    *resultCache
 	conns     atomic.Uint64
 	cur       atomic.Pointer[mqttConn]
 
@@ -118,6 +125,10 @@ type Sink struct {
 	AlertsSent  atomic.Uint64
 	Reconnects  atomic.Uint64
 	Rewinds     atomic.Uint64
+
+	CommandsApplied atomic.Uint64
+	CommandsRefused atomic.Uint64 // every refusal, busy included
+	CommandsBusy    atomic.Uint64 // answered busy from a full queue
 }
 
 type mqttConn struct {
@@ -158,13 +169,21 @@ func New(d Deps, o Options) (*Sink, error) {
 		ackWake:  make(chan struct{}, 1),
 		dataWake: make(chan struct{}, 1),
 		rewind:   make(chan uint64, 1),
-		cmdq:     make(chan []byte, 64),
+		cmdq:     make(chan inbound, o.Commands.Queue),
+		verifier: o.verifier(d.Gateway),
+		recent:   newResultCache(1024),
 		alertNew: make(chan struct{}, 1),
 		probe:    newProber(o.Broker, o.Reconnect.Probe.Std()),
 	}
 	if o.Gzip {
 		s.enc = EncGzip
 	}
+	if d.State == nil {
+		d.State = &memState{}
+		s.d.State = d.State
+	}
+	s.seen = newSeenIDs(d.State, "city.cmd.seen/"+d.Name, o.Commands.MaxSeen)
+	s.audit = newRefusalAudit(d.Emit, d.Logger, s.topics.Cmd(), o.Commands.Refusals)
 	return s, nil
 }
 
@@ -215,12 +234,20 @@ func (s *Sink) Run(ctx context.Context) error {
 	loop := s.loopName()
 	sdnotify.Register(loop, s.o.Reconnect.Max.Std()+2*time.Minute)
 	defer sdnotify.Unregister(loop)
+	if err := s.seen.load(); err != nil {
+		s.log.Error("downlink commands disabled: the seen command ids cannot be read", "err", err)
+	}
+	if len(s.verifier.Keys) == 0 {
+		s.log.Warn("no platform key configured (sinks.city.commands.keys): every downlink command is refused")
+	}
 	sub, cancelSub := s.d.Log.Subscribe(4096)
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(5)
 	go func() { defer wg.Done(); s.watch(ctx, sub) }()
 	go func() { defer wg.Done(); s.acker(ctx) }()
 	go func() { defer wg.Done(); s.commands(ctx) }()
+	go func() { defer wg.Done(); s.pruner(ctx) }()
+	go func() { defer wg.Done(); s.audit.run(ctx) }()
 	defer func() {
 		cancelSub()
 		wg.Wait()
@@ -505,14 +532,10 @@ func (s *Sink) session(ctx context.Context) error {
 	if s.o.AckMode == AckApplication {
 		subs[s.topics.Ack()] = 1
 	}
-	if err := wait(ctx, c.SubscribeMultiple(subs, func(_ mqtt.Client, m mqtt.Message) {
+	if err := wait(ctx, c.SubscribeMultiple(subs, func(c mqtt.Client, m mqtt.Message) {
 		switch m.Topic() {
 		case s.topics.Cmd():
-			select {
-			case s.cmdq <- m.Payload():
-			default:
-				s.log.Warn("command queue full, command dropped")
-			}
+			s.onCommand(c, m)
 		case s.topics.Ack():
 			var a appAck
 			if json.Unmarshal(m.Payload(), &a) != nil {
@@ -866,59 +889,225 @@ func (s *Sink) statusLoop(ctx context.Context, c mqtt.Client, boot, conn uint64)
 	}
 }
 
-// commands applies downlink commands one at a time, in arrival order.
+// inbound is one message from the command topic.
+type inbound struct {
+	payload []byte
+}
+
+// onCommand takes a message off the command topic (paho's handler
+// goroutine): into the queue, or at once a "busy" result.
+func (s *Sink) onCommand(c mqtt.Client, m mqtt.Message) {
+	if len(m.Payload()) == 0 {
+		// Clearing a retained message delivers an empty one: not a
+		// command, and nothing to answer.
+		return
+	}
+	in := inbound{payload: m.Payload()}
+	if m.Retained() {
+		// Never queued: a retained command would run again at every
+		// connection.
+		r := claimed(in.payload)
+		r.Reason = ReasonRetained
+		r.Detail = "a retained message on the command topic is never applied (it would run again at every connection); clear it: mosquitto_pub -r -n -t " + s.topics.Cmd()
+		s.refused(c, &r, true)
+		return
+	}
+	select {
+	case s.cmdq <- in:
+	default:
+		r := claimed(in.payload)
+		r.Reason, r.Detail = ReasonBusy, fmt.Sprintf("%d commands are waiting: nothing applied, send again with the same id", cap(s.cmdq))
+		s.CommandsBusy.Add(1)
+		s.refused(c, &r, false)
+	}
+}
+
+// refused answers and audits one refusal.
+func (s *Sink) refused(c mqtt.Client, r *Refusal, retained bool) {
+	s.CommandsRefused.Add(1)
+	s.audit.refuse(r, retained)
+	res := CommandResult{ID: r.ID, Command: r.Command, Refused: r.Reason, Error: r.Error()}
+	if c != nil {
+		publishResult(c, s.topics.CmdResult(), res)
+		return
+	}
+	s.publishResult(res)
+}
+
+// commandBatch bounds how many queued commands are checked together; their
+// ids are recorded in one round of concurrent, group-committed writes.
+const commandBatch = 64
+
+// commands checks and applies downlink commands in arrival order, one at
+// a time; see docs/city-platform.md "Commands".
 func (s *Sink) commands(ctx context.Context) {
-	recent := newResultCache(256)
+	batch := make([]inbound, 0, commandBatch)
 	for {
-		var msg []byte
+		batch = batch[:0]
 		select {
 		case <-ctx.Done():
 			return
-		case msg = <-s.cmdq:
+		case in := <-s.cmdq:
+			batch = append(batch, in)
 		}
-		cmd, err := DecodeCommand(msg)
-		res := CommandResult{ID: cmd.ID, Command: cmd.Command}
-		if err == nil {
-			if prev, ok := recent.get(cmd.ID); ok {
-				// A QoS 1 redelivery or a platform retry: answer again,
-				// apply once.
-				s.publishResult(prev)
-				continue
+	fill:
+		for len(batch) < commandBatch {
+			select {
+			case in := <-s.cmdq:
+				batch = append(batch, in)
+			default:
+				break fill
 			}
-			var out any
-			if cmd.Command == CmdResend {
-				out, err = s.resend(ctx, cmd)
-			} else if s.d.Commands == nil {
-				err = fmt.Errorf("%w %q", edge.ErrUnknownCommand, cmd.Command)
-			} else {
-				out, err = s.d.Commands.Dispatch(ctx, cmd.Command, cmd.Args, cmd.Actor, "mqtt")
-			}
-			res.Result = out
 		}
-		if err != nil {
-			res.Error = err.Error()
-			s.log.Warn("downlink command refused", "id", cmd.ID, "command", cmd.Command, "err", err)
-		} else {
-			res.OK = true
-			s.log.Info("downlink command applied", "id", cmd.ID, "command", cmd.Command, "actor", cmd.Actor)
-		}
-		if cmd.ID != "" {
-			recent.put(cmd.ID, res)
-		}
-		s.publishResult(res)
+		s.handleBatch(ctx, batch)
 	}
+}
+
+// pruneEvery is how often expired ids are forgotten.
+var pruneEvery = 10 * time.Minute
+
+// pruner forgets expired command ids, beside the command loop (deleting
+// many ids takes a while and must not hold commands up).
+func (s *Sink) pruner(ctx context.Context) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		s.pruneSeen(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Sink) pruneSeen(ctx context.Context) {
+	now, q := s.d.Clock.Now()
+	if q != event.Synced || now.Before(edge.EarliestSane) {
+		return
+	}
+	n, err := s.seen.prune(ctx, now)
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("forgetting expired command ids", "err", err, "forgotten", n)
+	} else if n > 0 {
+		s.log.Debug("expired command ids forgotten", "count", n, "kept", s.seen.len())
+	}
+}
+
+func (s *Sink) handleBatch(ctx context.Context, batch []inbound) {
+	now, q := s.d.Clock.Now()
+	var ok []Verified
+	var ids []string
+	var entries []seenEntry
+	inBatch := map[string]bool{}
+	loadErr := s.seen.err()
+	room := s.seen.room()
+	for _, in := range batch {
+		v, err := s.verifier.Verify(in.payload, now, q)
+		if err != nil {
+			var r *Refusal
+			if !errors.As(err, &r) {
+				r = &Refusal{Reason: ReasonMalformed, Detail: err.Error()}
+			}
+			s.refused(nil, r, false)
+			continue
+		}
+		claims := Refusal{ID: v.ID, Command: v.Command.Command, Actor: sanitize(v.Claimed), KeyID: v.KeyID}
+		if prev, seen := s.seen.get(v.ID); seen || inBatch[v.ID] {
+			r := claims
+			r.Reason = ReasonReplay
+			r.Detail = "command id already received"
+			if seen {
+				r.Detail += " at " + time.UnixMilli(prev.Recv).UTC().Format(time.RFC3339)
+			}
+			r.Detail += ": never applied twice; a new command needs a new id"
+			res := CommandResult{ID: r.ID, Command: r.Command, Refused: r.Reason, Error: r.Error()}
+			if orig, ok := s.recent.get(v.ID); ok {
+				res.Original = &orig
+			}
+			s.CommandsRefused.Add(1)
+			s.audit.refuse(&r, false)
+			s.publishResult(res)
+			continue
+		}
+		if loadErr != nil {
+			r := claims
+			r.Reason, r.Detail = ReasonUnavailable, "the record of seen command ids could not be read: no command is applied until the gateway restarts cleanly"
+			s.refused(nil, &r, false)
+			continue
+		}
+		if len(ids) >= room {
+			r := claims
+			r.Reason, r.Detail = ReasonBusy, fmt.Sprintf("%d command ids are remembered against replay (max_seen): wait for older commands to expire", s.o.Commands.MaxSeen)
+			s.refused(nil, &r, false)
+			continue
+		}
+		inBatch[v.ID] = true
+		ok = append(ok, v)
+		ids = append(ids, v.ID)
+		entries = append(entries, seenEntry{Keep: v.KeepUntil.UnixMilli(), Recv: now.UnixMilli()})
+	}
+	if len(ok) == 0 {
+		return
+	}
+	// Durable before anything is applied.
+	errs := s.seen.record(ctx, ids, entries)
+	for i, v := range ok {
+		if errs[i] != nil {
+			r := Refusal{ID: v.ID, Command: v.Command.Command, Actor: sanitize(v.Claimed), KeyID: v.KeyID,
+				Reason: ReasonUnavailable, Detail: "could not record the command id durably: nothing applied, send it again with a new id"}
+			s.log.Error("record command id", "id", v.ID, "err", errs[i])
+			s.refused(nil, &r, false)
+			continue
+		}
+		s.apply(ctx, v)
+	}
+}
+
+// apply runs one verified, recorded command and publishes its result.
+func (s *Sink) apply(ctx context.Context, v Verified) {
+	cmd := v.Command
+	res := CommandResult{ID: cmd.ID, Command: cmd.Command}
+	var out any
+	var err error
+	switch {
+	case cmd.Command == CmdResend:
+		out, err = s.resend(ctx, cmd)
+	case s.d.Commands == nil:
+		err = fmt.Errorf("%w %q", edge.ErrUnknownCommand, cmd.Command)
+	default:
+		out, err = s.d.Commands.Dispatch(ctx, cmd.Command, cmd.Args, cmd.Actor, "mqtt")
+	}
+	res.Result = out
+	if err != nil {
+		res.Error = err.Error()
+		res.Refused = ReasonRejected
+		s.CommandsRefused.Add(1)
+		s.audit.refuse(&Refusal{Reason: ReasonRejected, Detail: err.Error(), ID: cmd.ID, Command: cmd.Command,
+			Actor: sanitize(v.Claimed), KeyID: v.KeyID}, false)
+	} else {
+		res.OK = true
+		s.CommandsApplied.Add(1)
+		s.log.Info("downlink command applied", "id", cmd.ID, "command", cmd.Command, "actor", cmd.Actor)
+	}
+	s.recent.put(cmd.ID, CommandResult{ID: res.ID, Command: res.Command, OK: res.OK, Error: res.Error, Refused: res.Refused})
+	s.publishResult(res)
 }
 
 func (s *Sink) publishResult(res CommandResult) {
 	mc := s.cur.Load()
 	if mc == nil {
-		return // the platform times out and retries with the same id
+		return // the platform times out and sends a new command
 	}
+	publishResult(mc.c, s.topics.CmdResult(), res)
+}
+
+func publishResult(c mqtt.Client, topic string, res CommandResult) {
 	b, err := json.Marshal(res)
 	if err != nil {
-		b, _ = json.Marshal(CommandResult{ID: res.ID, Command: res.Command, OK: res.OK, Error: "result not encodable"})
+		b, _ = json.Marshal(CommandResult{ID: res.ID, Command: res.Command, OK: res.OK, Refused: res.Refused, Error: "result not encodable"})
 	}
-	mc.c.Publish(s.topics.CmdResult(), 1, false, b)
+	c.Publish(topic, 1, false, b)
 }
 
 func (s *Sink) resend(ctx context.Context, cmd Command) (any, error) {

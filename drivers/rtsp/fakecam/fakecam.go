@@ -56,6 +56,10 @@ type Options struct {
 	Path     string // stream path; default /stream1
 	User     string // digest authentication when set
 	Password string
+	// BasicAuth asks for Basic instead of Digest (RTSP and the HTTP
+	// snapshot), as a hostile host or an old firmware would: the client
+	// then sends the password itself.
+	BasicAuth bool
 	// Codec is "h264" (default) or "h265".
 	Codec string
 	// Video is an Annex-B stream in Codec looped forever; default
@@ -124,6 +128,7 @@ type Camera struct {
 	http     *http.Server
 	httpAddr string
 	onvifReq map[string]int // by operation
+	authSeen []string       // every Authorization header received (RTSP and HTTP)
 
 	stop chan struct{}
 	done chan struct{}
@@ -695,13 +700,34 @@ func (h *handler) authorize(req *base.Request) *base.Response {
 	if h.opts.User == "" {
 		return nil
 	}
-	if err := auth.Validate(req, h.opts.User, h.opts.Password, []auth.ValidateMethod{auth.ValidateMethodDigestMD5}, "IPCAM", h.nonce); err != nil {
+	if v := req.Header["Authorization"]; len(v) > 0 {
+		(*Camera)(h).sawAuth(v[0])
+	}
+	methods := []auth.ValidateMethod{auth.ValidateMethodDigestMD5}
+	if h.opts.BasicAuth {
+		methods = []auth.ValidateMethod{auth.ValidateMethodBasic}
+	}
+	if err := auth.Validate(req, h.opts.User, h.opts.Password, methods, "IPCAM", h.nonce); err != nil {
 		return &base.Response{
 			StatusCode: base.StatusUnauthorized,
-			Header:     base.Header{"WWW-Authenticate": auth.GenerateWWWAuthenticate([]auth.ValidateMethod{auth.ValidateMethodDigestMD5}, "IPCAM", h.nonce)},
+			Header:     base.Header{"WWW-Authenticate": auth.GenerateWWWAuthenticate(methods, "IPCAM", h.nonce)},
 		}
 	}
 	return nil
+}
+
+func (c *Camera) sawAuth(h string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.authSeen = append(c.authSeen, h)
+}
+
+// Authorizations returns every Authorization header the camera received,
+// over RTSP and HTTP, in order.
+func (c *Camera) Authorizations() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.authSeen...)
 }
 
 func (h *handler) current(path string) (*gortsplib.ServerStream, *base.Response) {

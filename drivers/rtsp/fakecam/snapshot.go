@@ -42,7 +42,16 @@ func (c *Camera) startSnapshots(addr string) error {
 	pic := snapshotJPEG()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /snapshot.jpg", func(w http.ResponseWriter, r *http.Request) {
-		if c.opts.User != "" && !c.digestOK(r) {
+		if h := r.Header.Get("Authorization"); h != "" {
+			c.sawAuth(h)
+		}
+		if c.opts.User != "" && c.opts.BasicAuth {
+			if u, p, ok := r.BasicAuth(); !ok || u != c.opts.User || p != c.opts.Password {
+				w.Header().Set("WWW-Authenticate", `Basic realm="IPCAM"`)
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+		} else if c.opts.User != "" && !c.digestOK(r) {
 			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Digest realm="IPCAM", qop="auth", nonce="%s", opaque="5ccc069c403ebaf9f0171e9517f40e41"`, c.nonce))
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
