@@ -236,7 +236,7 @@ status:
 		"/api/v1/sinks", "/api/v1/events?limit=500", "/api/v1/diagnostics", "/api/v1/commands", "/metrics", "/", "/devices", "/events", "/diagnostics"} {
 		code, body := d.call("GET", p, "")
 		if code != 200 && !(code == 303 && !strings.HasPrefix(p, "/api") && p != "/metrics") {
-			t.Errorf("GET %s: %d", p, code)
+			t.Errorf("GET %s: %d %.300s", p, code, body)
 		}
 		seen.WriteString(p + "\n" + body + "\n")
 	}

@@ -203,8 +203,7 @@ status:
 		t.Errorf("radio receiver: %+v", b)
 	}
 
-	metrics := get("/metrics")
-	for _, want := range []string{
+	wants := []string{
 		`lintel_modbus_transactions_total{bus="tcp:` + mbAddr + `"}`,
 		`lintel_modbus_device_rtt_seconds{bus="tcp:` + mbAddr + `",device="gate-1"}`,
 		`lintel_modbus_device_up{bus="tcp:` + mbAddr + `",device="gate-1"} 1`,
@@ -217,7 +216,23 @@ status:
 		`lintel_camera_bitrate_bits_per_second{device="cam-1"}`,
 		`lintel_bus_requests{bus="cam-1",kind="camera"}`,
 		`lintel_device_up{device="door-301",driver="serial",kind="door"} 1`,
-	} {
+	}
+	// The series appear as the drivers report their first statistics: on
+	// a loaded machine that can be a few seconds after the devices are up.
+	var metrics string
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		metrics = get("/metrics")
+		missing := 0
+		for _, want := range wants {
+			if !strings.Contains(metrics, want) {
+				missing++
+			}
+		}
+		if missing == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, want := range wants {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

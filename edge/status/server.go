@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -220,7 +221,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	tlsOn := tlsConf != nil
 	hs := &http.Server{
-		Handler:           s.handler,
+		Handler:           s.recoverer(s.handler),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second, // the live stream lifts it for itself
@@ -350,4 +351,23 @@ func parseTemplates() (map[string]*template.Template, error) {
 		out[base] = t
 	}
 	return out, nil
+}
+
+// recoverer logs a handler's panic at error level with the route (the
+// server's own log of it is at debug level, with TLS noise from LAN
+// scanners) and answers 500 instead of dropping the connection.
+func (s *Server) recoverer(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("status page handler panicked", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v),
+					"stack", string(debug.Stack()))
+				http.Error(w, "内部错误 internal error", http.StatusInternalServerError)
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -807,3 +809,17 @@ func TestRunStops(t *testing.T) {
 }
 
 var keyRE = regexp.MustCompile(`\.Tf? "([a-z0-9_.]+)"`)
+
+// A handler that panics is logged at error level with its route and
+// answers 500; the connection is not just dropped.
+func TestHandlerPanicLogged(t *testing.T) {
+	var buf syncBuffer
+	s := &Server{log: slog.New(slog.NewTextHandler(&buf, nil))}
+	h := s.recoverer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/sinks", nil))
+	if rec.Code != http.StatusInternalServerError || !strings.Contains(buf.String(), "level=ERROR") ||
+		!strings.Contains(buf.String(), "/api/v1/sinks") || !strings.Contains(buf.String(), "boom") {
+		t.Fatalf("code %d, log %q", rec.Code, buf.String())
+	}
+}

@@ -19,6 +19,5 @@ func newFromEnv(env edge.Env, name string, n config.Node) (edge.Component, error
 	if err != nil {
 		return nil, err
 	}
-	track(s)
 	return s, nil
 }

@@ -224,6 +224,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // Run delivers the log until ctx ends, then unregisters.
 func (s *Sink) Run(ctx context.Context) error {
+	defer track(s)()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); s.keepalive(ctx) }()
