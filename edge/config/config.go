@@ -361,6 +361,7 @@ func idProblem(id string) string {
 	}
 	return fmt.Sprintf("%q: %s", id, want)
 }
+
 var devIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 func validate(r *Reporter, c *Config) {
