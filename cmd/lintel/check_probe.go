@@ -194,16 +194,21 @@ func probeTargets(c *config.Config, timeout time.Duration) []*probeTarget {
 	sort.Strings(names)
 	for _, n := range names {
 		var s struct {
-			Broker string `yaml:"broker"`
-			TLS    struct {
+			Broker  string   `yaml:"broker"`
+			Brokers []string `yaml:"brokers"`
+			TLS     struct {
 				CAFile             string `yaml:"ca_file"`
 				CertFile           string `yaml:"cert_file"`
 				KeyFile            string `yaml:"key_file"`
 				InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
 			} `yaml:"tls"`
 		}
-		if b := c.Sinks[n].YAML(); b == nil || yaml.Unmarshal(b, &s) != nil || s.Broker == "" {
+		if b := c.Sinks[n].YAML(); b == nil || yaml.Unmarshal(b, &s) != nil || (s.Broker == "" && len(s.Brokers) == 0) {
 			continue
+		}
+		brokers := s.Brokers
+		if len(brokers) == 0 {
+			brokers = []string{s.Broker}
 		}
 		path := "sinks." + n
 		if s.TLS.CertFile != "" && s.TLS.KeyFile != "" {
@@ -212,9 +217,10 @@ func probeTargets(c *config.Config, timeout time.Duration) []*probeTarget {
 				run: func(context.Context) probeResult { return checkClientCert(cert, key, c.Gateway.ID) }})
 		}
 		tc := tlsProbe{ca: s.TLS.CAFile, cert: s.TLS.CertFile, key: s.TLS.KeyFile, unverified: s.TLS.InsecureSkipVerify}
-		broker := s.Broker
-		out = append(out, &probeTarget{check: "MQTT", target: config.RedactURL(broker), devices: []string{path},
-			run: func(ctx context.Context) probeResult { return probeBroker(ctx, broker, tc) }})
+		for _, broker := range brokers {
+			out = append(out, &probeTarget{check: "MQTT", target: config.RedactURL(broker), devices: []string{path},
+				run: func(ctx context.Context) probeResult { return probeBroker(ctx, broker, tc) }})
+		}
 	}
 	return out
 }

@@ -298,3 +298,18 @@ func TestPlaceholderWarning(t *testing.T) {
 		t.Errorf("real ids: %q", w)
 	}
 }
+
+// TestProbeEveryBroker: lintel check probes each URL of sinks.city.brokers.
+func TestProbeEveryBroker(t *testing.T) {
+	cfg := parseTestConfig(t, "gateway: {id: gw-a, compound: c-a, data_dir: "+t.TempDir()+"}\n"+
+		"sinks:\n  city:\n    brokers: [tcp://127.0.0.1:1, tcp://127.0.0.1:2]\n")
+	var got []string
+	for _, p := range probeTargets(cfg, time.Second) {
+		if p.check == "MQTT" {
+			got = append(got, p.target)
+		}
+	}
+	if len(got) != 2 || got[0] != "tcp://127.0.0.1:1" || got[1] != "tcp://127.0.0.1:2" {
+		t.Errorf("MQTT probes %v, want one per broker", got)
+	}
+}

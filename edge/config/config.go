@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -44,7 +45,9 @@ type Config struct {
 // Gateway identifies this box to the platform.
 type Gateway struct {
 	// ID is unique among the city's gateways; it is part of every event id
-	// and MQTT topic, so it is limited to [a-z0-9._-].
+	// and MQTT topic, so it is limited to [a-z0-9_-]: what every MQTT
+	// broker accepts in a topic level ('.' is refused by NATS's MQTT
+	// listener; '+', '#', '/' and spaces are topic syntax).
 	ID string `yaml:"id"`
 	// Compound is the compound's id on the city platform.
 	Compound string `yaml:"compound"`
@@ -338,22 +341,42 @@ func Parse(name string, data []byte) (*Config, error) {
 	return c, nil
 }
 
-var idRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+// idRE is what gateway.id and gateway.compound may hold. Both are
+// levels of every MQTT topic of the uplink, so they keep to what every
+// broker accepts there: no '.' (NATS maps MQTT topics to subjects and
+// drops a connection that uses one: "'.' not supported for MQTT topics"),
+// no '+', '#' or '/' (MQTT topic syntax), no spaces or upper case.
+var idRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// idProblem says why id is not a valid gateway or compound id.
+func idProblem(id string) string {
+	const want = "use 1–63 lower-case letters, digits, '_' or '-', starting with a letter or digit"
+	switch {
+	case strings.Contains(id, "."):
+		return fmt.Sprintf("%q: '.' is not allowed: the id is a level of every MQTT topic and NATS's MQTT listener rejects '.' in topics; %s", id, want)
+	case strings.ContainsAny(id, "+#/"):
+		return fmt.Sprintf("%q: '+', '#' and '/' are MQTT topic wildcards and separators, not allowed in an id that is a topic level; %s", id, want)
+	case strings.IndexFunc(id, unicode.IsSpace) >= 0:
+		return fmt.Sprintf("%q: no spaces: the id is a level of every MQTT topic; %s", id, want)
+	}
+	return fmt.Sprintf("%q: %s", id, want)
+}
+
 var devIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 func validate(r *Reporter, c *Config) {
 	// gateway
 	switch {
 	case c.Gateway.ID == "":
-		r.At("gateway.id", "missing: every gateway needs an id (lower-case letters, digits, . _ -)")
+		r.At("gateway.id", "missing: every gateway needs an id (lower-case letters, digits, _ -)")
 	case !idRE.MatchString(c.Gateway.ID):
-		r.At("gateway.id", "%q: use 1–63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit", c.Gateway.ID)
+		r.At("gateway.id", "%s", idProblem(c.Gateway.ID))
 	}
 	switch {
 	case c.Gateway.Compound == "":
 		r.At("gateway.compound", "missing: the compound's id on the city platform")
 	case !idRE.MatchString(c.Gateway.Compound):
-		r.At("gateway.compound", "%q: use 1–63 lower-case letters, digits, '.', '_' or '-'", c.Gateway.Compound)
+		r.At("gateway.compound", "%s", idProblem(c.Gateway.Compound))
 	}
 	if c.Gateway.DataDir == "" || !filepath.IsAbs(c.Gateway.DataDir) {
 		r.At("gateway.data_dir", "%q: want an absolute path", c.Gateway.DataDir)

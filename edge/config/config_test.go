@@ -3,6 +3,7 @@ package config_test
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -303,5 +304,41 @@ func TestSyntaxErrorPositions(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 			t.Errorf("%q:\n got %v\nwant %s…", tt.src, err, tt.want)
 		}
+	}
+}
+
+// TestGatewayIDsFitEveryBroker: gateway.id and gateway.compound are levels
+// of every MQTT topic of the uplink, so they are limited to what every
+// broker accepts there (issue 19): a '.' drops the connection on NATS,
+// '+', '#' and '/' are topic syntax. Each refusal names the position and
+// the reason.
+func TestGatewayIDsFitEveryBroker(t *testing.T) {
+	for _, tt := range []struct {
+		id, compound string
+		want         string // "" = valid
+	}{
+		{"gw-01", "c-01", ""},
+		{"hf_0001", "xiaoqu-3", ""},
+		{"gw.01", "c-01", `x.yaml:2:3: gateway.id: "gw.01": '.' is not allowed: the id is a level of every MQTT topic and NATS's MQTT listener rejects '.' in topics`},
+		{"gw-01", "hefei.c1", `x.yaml:3:3: gateway.compound: "hefei.c1": '.' is not allowed`},
+		{"gw+1", "c-01", `x.yaml:2:3: gateway.id: "gw+1": '+', '#' and '/' are MQTT topic wildcards`},
+		{"'gw#1'", "c-01", `gateway.id: "gw#1": '+', '#' and '/'`},
+		{"gw/1", "c-01", `gateway.id: "gw/1": '+', '#' and '/'`},
+		{"gw-01", "'c 01'", `gateway.compound: "c 01": no spaces`},
+		{"GW-01", "c-01", `gateway.id: "GW-01": use 1–63 lower-case letters, digits, '_' or '-'`},
+	} {
+		t.Run(tt.id+"/"+tt.compound, func(t *testing.T) {
+			src := fmt.Sprintf("gateway:\n  id: %s\n  compound: %s\n  data_dir: /var/lib/lintel\n", tt.id, tt.compound)
+			_, err := config.Parse("x.yaml", []byte(src))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v\nwant %s", err, tt.want)
+			}
+		})
 	}
 }

@@ -122,7 +122,7 @@ func TestUnreachable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.session(context.Background()); !unreachable(err) {
+		if err := s.session(context.Background(), s.urls[0]); !unreachable(err) {
 			t.Errorf("%s: %v: not classed as unreachable", scheme, err)
 		}
 		st.Close()

@@ -49,6 +49,11 @@ type Options struct {
 	// Broker is mqtts://host:8883 (TLS, the expected form) or
 	// tcp://host:1883 (plain, for a broker on a private link only).
 	Broker string `yaml:"broker"`
+	// Brokers, instead of Broker, lists several URLs of one platform (the
+	// nodes of a broker cluster): each connection attempt goes to the
+	// next one in turn, with the same back-off between attempts. They
+	// share the credentials and TLS settings, so all are TLS or none.
+	Brokers []string `yaml:"brokers"`
 	// ClientID defaults to the gateway id.
 	ClientID string `yaml:"client_id"`
 	// TopicPrefix may hold {compound} and {gateway}.
@@ -174,9 +179,26 @@ func (o *Options) verifier(gateway string) *Verifier {
 	return v
 }
 
-// UsesTLS reports whether the broker URL asks for TLS.
+// URLs are the broker URLs in the order they are tried: brokers, or
+// the one broker.
+func (o *Options) URLs() []string {
+	if len(o.Brokers) > 0 {
+		return o.Brokers
+	}
+	if o.Broker == "" {
+		return nil
+	}
+	return []string{o.Broker}
+}
+
+// UsesTLS reports whether the broker URLs ask for TLS (validate makes
+// them agree).
 func (o *Options) UsesTLS() bool {
-	u, err := url.Parse(o.Broker)
+	us := o.URLs()
+	if len(us) == 0 {
+		return false
+	}
+	u, err := url.Parse(us[0])
 	return err == nil && tlsScheme(u.Scheme)
 }
 
@@ -219,20 +241,7 @@ func ExpandPrefix(prefix, compound, gateway string) string {
 // validate checks o and reports problems under path. It does no I/O.
 func (o *Options) validate(r *config.Reporter, path string, c *config.Config) {
 	at := func(k string) string { return path + "." + k }
-	u, err := url.Parse(o.Broker)
-	switch {
-	case o.Broker == "":
-		r.At(at("broker"), "missing: want the platform broker, e.g. mqtts://mqtt.example.city:8883")
-	case err != nil || u.Host == "" || u.Hostname() == "":
-		r.At(at("broker"), "%q is not a URL like mqtts://host:8883", config.RedactURL(o.Broker))
-	case u.User != nil:
-		r.At(at("broker"), "put credentials in username/password, not in the URL")
-	case !tlsScheme(u.Scheme) && u.Scheme != "tcp" && u.Scheme != "mqtt":
-		r.At(at("broker"), "scheme %q: want mqtts:// (TLS) or tcp://", u.Scheme)
-	case u.Path != "" && u.Path != "/", u.RawQuery != "":
-		r.At(at("broker"), "a broker URL has no path or query")
-	}
-	tlsOn := err == nil && tlsScheme(u.Scheme)
+	tlsOn, urlsOK := o.validateBrokers(r, at)
 	if o.ClientID != "" {
 		if len(o.ClientID) > 128 || strings.IndexFunc(o.ClientID, func(r rune) bool { return r > unicode.MaxASCII || !unicode.IsPrint(r) || r == ' ' }) >= 0 {
 			r.At(at("client_id"), "want up to 128 printable ASCII characters without spaces")
@@ -252,7 +261,7 @@ func (o *Options) validate(r *config.Reporter, path string, c *config.Config) {
 	if !o.Password.IsZero() && o.Username == "" {
 		r.At(at("password"), "a password needs a username")
 	}
-	if !o.Password.IsZero() && !tlsOn && err == nil && o.Broker != "" {
+	if !o.Password.IsZero() && !tlsOn && urlsOK {
 		r.At(at("password"), "refusing to send a password over plain tcp://; use mqtts://")
 	}
 	t := o.TLS
@@ -307,6 +316,58 @@ func (o *Options) validate(r *config.Reporter, path string, c *config.Config) {
 	if c != nil && c.Gateway.ID == "" && o.ClientID == "" {
 		r.At(at("client_id"), "missing and gateway.id is empty")
 	}
+}
+
+// validateBrokers checks broker or brokers. It reports whether the URLs
+// use TLS and whether they parsed (the password and TLS checks need it).
+func (o *Options) validateBrokers(r *config.Reporter, at func(string) string) (tlsOn, ok bool) {
+	switch {
+	case o.Broker != "" && len(o.Brokers) > 0:
+		r.At(at("brokers"), "give broker (one URL) or brokers (a list), not both")
+		return false, false
+	case o.Broker == "" && len(o.Brokers) == 0:
+		r.At(at("broker"), "missing: want the platform broker, e.g. mqtts://mqtt.example.city:8883 (or brokers: [..] for several)")
+		return false, false
+	}
+	key := func(int) string { return at("broker") }
+	if len(o.Brokers) > 0 {
+		key = func(i int) string { return fmt.Sprintf("%s[%d]", at("brokers"), i) }
+	}
+	ok = true
+	seen := map[string]int{}
+	first := true
+	for i, b := range o.URLs() {
+		u, err := url.Parse(b)
+		if err == nil && first {
+			// The scheme of the first URL decides for the checks of the
+			// tls and password settings.
+			tlsOn, first = tlsScheme(u.Scheme), false
+		}
+		switch {
+		case b == "":
+			r.At(key(i), "empty: want a URL like mqtts://host:8883")
+		case err != nil || u.Host == "" || u.Hostname() == "":
+			r.At(key(i), "%q is not a URL like mqtts://host:8883", config.RedactURL(b))
+		case u.User != nil:
+			r.At(key(i), "put credentials in username/password, not in the URL")
+		case !tlsScheme(u.Scheme) && u.Scheme != "tcp" && u.Scheme != "mqtt":
+			r.At(key(i), "scheme %q: want mqtts:// (TLS) or tcp://", u.Scheme)
+		case u.Path != "" && u.Path != "/", u.RawQuery != "":
+			r.At(key(i), "a broker URL has no path or query")
+		default:
+			if j, dup := seen[b]; dup {
+				r.At(key(i), "%q is listed twice (first as brokers[%d])", b, j)
+				continue
+			}
+			seen[b] = i
+			if tlsScheme(u.Scheme) != tlsOn {
+				r.At(key(i), "%q: the brokers share the credentials and tls settings, so either all are mqtts:// or none", b)
+			}
+			continue
+		}
+		ok = false
+	}
+	return tlsOn, ok
 }
 
 func validateSection(r *config.Reporter, c *config.Config, n config.Node) {

@@ -121,6 +121,14 @@ func TestOptionsProblems(t *testing.T) {
 		{"    broker: mqtts://x:1\n    client_id: a b\n", "client_id"},
 		{"    broker: mqtts://x:1\n    gzipped: true\n", "gzipped"},
 		{"    broker: mqtts://x:1\n    batch:\n      linger: 5\n", "no unit"},
+		{"    broker: mqtts://x:1\n    brokers: [mqtts://y:1]\n", "sinks.city.brokers: give broker (one URL) or brokers (a list), not both"},
+		{"    brokers: [mqtts://x:1, http://y:1]\n", "sinks.city.brokers[1]: scheme \"http\""},
+		{"    brokers: [mqtts://x:1, mqtts://x:1]\n", "sinks.city.brokers[1]: \"mqtts://x:1\" is listed twice"},
+		{"    brokers: [mqtts://x:1, tcp://y:1]\n", "sinks.city.brokers[1]: \"tcp://y:1\": the brokers share the credentials and tls settings"},
+		{"    brokers: [mqtts://x:1, 'mqtts://u:pw@y:1']\n", "sinks.city.brokers[1]: put credentials in username/password"},
+		{"    brokers: [tcp://x:1, tcp://y:1]\n    username: u\n    password: pw\n", "plain tcp"},
+		{"    brokers: []\n", "sinks.city.broker: missing"},
+		{"    brokers: mqtts://x:1\n", "sinks.city.brokers: want a list"},
 	} {
 		_, err := parseCity(t, tc.section)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -149,5 +157,32 @@ func TestBackoff(t *testing.T) {
 	b.reset()
 	if d := b.next(); d != 50*time.Millisecond {
 		t.Errorf("after reset %s", d)
+	}
+}
+
+// TestOptionsBrokers: several broker URLs of one platform are tried in
+// turn; the single-URL form keeps working.
+func TestOptionsBrokers(t *testing.T) {
+	c, err := parseCity(t, "    brokers:\n      - mqtts://nats-1.city:8883\n      - mqtts://nats-2.city:8883\n    username: gw-01\n    password: file:/etc/lintel/mqtt.pass\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := optionsFor(c, c.Sinks["city"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := o.URLs(); len(got) != 2 || got[0] != "mqtts://nats-1.city:8883" || got[1] != "mqtts://nats-2.city:8883" || !o.UsesTLS() {
+		t.Errorf("urls %v tls %v", got, o.UsesTLS())
+	}
+	c, err = parseCity(t, "    broker: tcp://10.0.0.5:1883\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := optionsFor(c, c.Sinks["city"]); len(o.URLs()) != 1 || o.URLs()[0] != "tcp://10.0.0.5:1883" || o.UsesTLS() {
+		t.Errorf("single broker: urls %v", o.URLs())
+	}
+	_, err = parseCity(t, "    brokers: [mqtts://x:1, http://y:1]\n")
+	if err == nil || !strings.Contains(err.Error(), "test.yaml:7:28: sinks.city.brokers[1]") {
+		t.Errorf("want the position of brokers[1], got %v", err)
 	}
 }

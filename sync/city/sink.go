@@ -31,6 +31,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -116,7 +117,14 @@ type Sink struct {
 	lastOK  atomic.Int64           // unix ns of the last confirmed delivery
 	lastErr atomic.Pointer[string] // why the last connection ended
 	retryIn atomic.Int64           // the last reconnect delay drawn, ns
-	probe   *prober
+	// urls are the brokers, tried in turn: at is the index of the one
+	// connected or tried next, down whether the last attempt at each
+	// failed before TCP was up, probes the TCP prober of each.
+	urls   []string
+	at     atomic.Int64
+	down   []bool
+	probes []*prober
+	probe  *prober // probes[0], for tests of one broker
 
 	// Counters (read by tests, benchmarks and the status message).
 	BatchesSent atomic.Uint64
@@ -157,8 +165,14 @@ func New(d Deps, o Options) (*Sink, error) {
 			return nil, err
 		}
 	}
-	if _, err := url.Parse(o.Broker); err != nil {
-		return nil, fmt.Errorf("city sink: broker: %w", err)
+	urls := o.URLs()
+	if len(urls) == 0 {
+		return nil, errors.New("city sink: no broker URL")
+	}
+	for _, b := range urls {
+		if _, err := url.Parse(b); err != nil {
+			return nil, fmt.Errorf("city sink: broker: %w", err)
+		}
 	}
 	s := &Sink{
 		d: d, o: o, log: d.Logger,
@@ -173,8 +187,13 @@ func New(d Deps, o Options) (*Sink, error) {
 		verifier: o.verifier(d.Gateway),
 		recent:   newResultCache(1024),
 		alertNew: make(chan struct{}, 1),
-		probe:    newProber(o.Broker, o.Reconnect.Probe.Std()),
+		urls:     urls,
+		down:     make([]bool, len(urls)),
 	}
+	for _, b := range urls {
+		s.probes = append(s.probes, newProber(b, o.Reconnect.Probe.Std()))
+	}
+	s.probe = s.probes[0]
 	if o.Gzip {
 		s.enc = EncGzip
 	}
@@ -273,7 +292,8 @@ func (s *Sink) Run(ctx context.Context) error {
 		}
 		clockWarned = false
 		t0 := time.Now()
-		err := s.session(ctx)
+		at := int(s.at.Load())
+		err := s.session(ctx, s.urls[at])
 		if ctx.Err() != nil {
 			break
 		}
@@ -282,14 +302,25 @@ func (s *Sink) Run(ctx context.Context) error {
 		}
 		s.Reconnects.Add(1)
 		s.setLastErr(err)
+		// Brokers are tried in turn, one attempt each, with the back-off
+		// between attempts as with one broker: after a connection that
+		// worked, the next node is tried within reconnect.min.
+		s.down[at] = unreachable(err)
+		next := (at + 1) % len(s.urls)
+		s.at.Store(int64(next))
 		wait := bo.next()
 		s.retryIn.Store(int64(wait))
-		s.log.Warn("uplink connection ended, retrying", "err", err, "retry_in", wait.Round(time.Millisecond), "confirmed_seq", s.confirmed.Load())
+		args := []any{"err", err, "retry_in", wait.Round(time.Millisecond), "confirmed_seq", s.confirmed.Load()}
+		if len(s.urls) > 1 {
+			args = append(args, "broker", config.RedactURL(s.urls[at]), "next_broker", config.RedactURL(s.urls[next]))
+		}
+		s.log.Warn("uplink connection ended, retrying", args...)
 		sdnotify.Beat(loop)
-		// A long back-off ends early when TCP probes see the broker come
-		// back (see prober): the backlog then moves within seconds.
+		// A long back-off ends early when TCP probes see the broker to be
+		// tried next come back (see prober): the backlog then moves within
+		// seconds.
 		t1 := time.Now()
-		ok, woke := s.probe.wait(ctx, wait, unreachable(err))
+		ok, woke := s.probes[next].wait(ctx, wait, s.down[next])
 		if !ok {
 			break
 		}
@@ -464,11 +495,11 @@ func (s *Sink) readEncoded(bb *batchBuilder, next uint64, maxEv, maxBytes int) (
 const maxAckBackoff = 8
 
 // session runs one connection from connect to loss or ctx end.
-func (s *Sink) session(ctx context.Context) error {
+func (s *Sink) session(ctx context.Context, broker string) error {
 	conn := s.conns.Add(1)
 	boot := s.d.Log.BootCount()
 	opts := mqtt.NewClientOptions().
-		AddBroker(s.o.Broker).
+		AddBroker(broker).
 		SetClientID(s.client).
 		SetCleanSession(true).
 		SetAutoReconnect(false).
@@ -497,7 +528,7 @@ func (s *Sink) session(ctx context.Context) error {
 		if tc.InsecureSkipVerify {
 			// Logged at every connection on purpose: this must not go
 			// unnoticed in production.
-			s.log.Warn("tls server verification is off (tls.insecure_skip_verify): anyone on the path can read and forge the uplink", "broker", config.RedactURL(s.o.Broker))
+			s.log.Warn("tls server verification is off (tls.insecure_skip_verify): anyone on the path can read and forge the uplink", "broker", config.RedactURL(broker))
 		}
 		opts.SetTLSConfig(tc)
 	}
@@ -511,7 +542,7 @@ func (s *Sink) session(ctx context.Context) error {
 	c := mqtt.NewClient(opts)
 	if err := wait(ctx, c.Connect()); err != nil {
 		c.Disconnect(0)
-		return fmt.Errorf("connect %s: %w", config.RedactURL(s.o.Broker), err)
+		return fmt.Errorf("connect %s: %w", config.RedactURL(broker), err)
 	}
 	acks := make(chan appAck, 1024)
 	graceful := false
@@ -532,7 +563,7 @@ func (s *Sink) session(ctx context.Context) error {
 	if s.o.AckMode == AckApplication {
 		subs[s.topics.Ack()] = 1
 	}
-	if err := wait(ctx, c.SubscribeMultiple(subs, func(c mqtt.Client, m mqtt.Message) {
+	subTok := c.SubscribeMultiple(subs, func(c mqtt.Client, m mqtt.Message) {
 		switch m.Topic() {
 		case s.topics.Cmd():
 			s.onCommand(c, m)
@@ -547,13 +578,23 @@ func (s *Sink) session(ctx context.Context) error {
 			default: // the ack timeout resends what this loses
 			}
 		}
-	})); err != nil {
+	})
+	if err := wait(ctx, subTok); err != nil {
 		return fmt.Errorf("subscribe: %w", err)
+	}
+	// paho completes the token on any SUBACK: a refused subscription
+	// (0x80, e.g. an ACL, or a NATS node that could not create its
+	// JetStream consumer) would leave the gateway deaf to acks and
+	// commands, resending its window every ack_timeout. Such a
+	// connection is given up, and the next broker is tried.
+	if err := checkSuback(subTok, subs); err != nil {
+		s.log.Error("broker refused a subscription: connection given up", "broker", config.RedactURL(broker), "err", err)
+		return err
 	}
 	mc := &mqttConn{c: c, conn: conn}
 	s.cur.Store(mc)
 	defer s.cur.CompareAndSwap(mc, nil)
-	s.log.Info("uplink connected", "broker", config.RedactURL(s.o.Broker), "conn", conn, "confirmed_seq", s.confirmed.Load())
+	s.log.Info("uplink connected", "broker", config.RedactURL(broker), "conn", conn, "confirmed_seq", s.confirmed.Load())
 
 	sctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -568,6 +609,53 @@ func (s *Sink) session(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// subRefused is the SUBACK return code of a refused subscription.
+const subRefused = 0x80
+
+// SubscriptionRefusedError says which subscriptions a broker refused.
+type SubscriptionRefusedError struct {
+	Topics []string // refused, sorted
+	Codes  []byte   // their SUBACK return codes
+}
+
+func (e *SubscriptionRefusedError) Error() string {
+	parts := make([]string, len(e.Topics))
+	for i, t := range e.Topics {
+		parts[i] = fmt.Sprintf("%s (SUBACK 0x%02x)", t, e.Codes[i])
+	}
+	return "broker refused the subscription to " + strings.Join(parts, ", ") +
+		": check the broker's ACL for this gateway (subscribe on {prefix}/ack and {prefix}/cmd); a NATS node also refuses when it cannot create the subscription's JetStream consumer"
+}
+
+// checkSuback checks the return code of every subscription in subs.
+func checkSuback(t mqtt.Token, subs map[string]byte) error {
+	st, ok := t.(*mqtt.SubscribeToken)
+	if !ok {
+		return nil
+	}
+	res := st.Result()
+	var e SubscriptionRefusedError
+	topics := make([]string, 0, len(subs))
+	for topic := range subs {
+		topics = append(topics, topic)
+	}
+	sort.Strings(topics)
+	for _, topic := range topics {
+		code, ok := res[topic]
+		if !ok || code > 2 {
+			if !ok {
+				code = subRefused // no return code for it at all
+			}
+			e.Topics = append(e.Topics, topic)
+			e.Codes = append(e.Codes, code)
+		}
+	}
+	if len(e.Topics) > 0 {
+		return &e
+	}
+	return nil
 }
 
 // wait waits for a token or ctx.
@@ -1199,7 +1287,10 @@ func (s *Sink) setLastErr(err error) {
 	if err == nil {
 		return
 	}
-	msg := strings.ReplaceAll(err.Error(), s.o.Broker, config.RedactURL(s.o.Broker))
+	msg := err.Error()
+	for _, b := range s.urls {
+		msg = strings.ReplaceAll(msg, b, config.RedactURL(b))
+	}
 	if pw, perr := s.o.Password.Reveal(); perr == nil && pw != "" {
 		msg = strings.ReplaceAll(msg, pw, config.Redacted)
 	}
