@@ -280,7 +280,7 @@ func (s *Server) actionAPI(command string) http.HandlerFunc {
 			writeJSONError(w, http.StatusRequestEntityTooLarge, "too_large", "body too large")
 			return
 		}
-		args, err := apiArgs(command, r.PathValue("id"), body, time.Local, s.now())
+		args, err := apiArgs(command, r.PathValue("id"), body, s.loc, s.now())
 		if err != nil {
 			writeJSONError(w, http.StatusBadRequest, "invalid", err.Error())
 			return

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"time"
 )
 
 func (s *Server) apiMe(w http.ResponseWriter, r *http.Request) {
@@ -72,7 +71,7 @@ func (s *Server) apiSinks(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request) {
-	q, err := parseEventQuery(r.URL.Query(), time.Local)
+	q, err := parseEventQuery(r.URL.Query(), s.loc)
 	if err != nil {
 		writeJSONError(w, http.StatusBadRequest, "invalid", err.Error())
 		return

@@ -229,7 +229,7 @@ func TestBrowser(t *testing.T) {
 	sh.shot("07-devices-phone")
 
 	// Set a visitor snooze from the households page.
-	until := time.Now().Add(3 * time.Hour).Format("2006-01-02T15:04")
+	until := time.Now().Add(3 * time.Hour).In(e.srv.loc).Format("2006-01-02T15:04") // the page reads it in the compound's zone
 	do(t, ctx, "households", chromedp.Navigate(e.url+"/households"), chromedp.WaitVisible(chromedp.CSS("#hh-h-3-2-502")),
 		chromedp.SetValue(chromedp.CSS(`#hh-h-3-2-502 select[name=mode]`), "visitor"),
 		chromedp.SetValue(chromedp.CSS(`#hh-h-3-2-502 input[name=until]`), until),

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lintel-edge/lintel/edge/config"
 	"github.com/lintel-edge/lintel/edge/event"
 )
 
@@ -34,8 +35,13 @@ type pageData struct {
 	Open     int
 	Critical int
 	Data     any
-	loc      *time.Location
-	now      time.Time
+	// Clock is the gateway clock's quality ("synced", "unsynced", ""):
+	// the header says 未校时 once; an event carries its own badge only
+	// when its quality differs.
+	ClockQ string
+	loc    *time.Location
+	now    time.Time
+	cfg    *config.Config
 }
 
 var templateFuncs = template.FuncMap{
@@ -129,9 +135,6 @@ func (p *pageData) Can(r string) bool { return p.Role.Allows(Role(r)) }
 // file is not kept under the clips folder.
 func (p *pageData) ClipURL(ref string) string { return clipURL(ref) }
 
-// Data as JSON-ish text for the diagnostics page.
-func (p *pageData) Pretty(v any) string { return prettyJSON(v) }
-
 func clipURL(ref string) string {
 	if ref == "" || strings.Contains(ref, "://") || strings.Contains(ref, "\\") {
 		return ""
@@ -185,7 +188,8 @@ func (s *Server) lang(r *http.Request) string {
 }
 
 func (s *Server) newPage(r *http.Request, page string, data any) *pageData {
-	p := &pageData{Lang: s.lang(r), Page: page, Gateway: s.opts.Config.Gateway.ID, Data: data, loc: time.Local, now: s.now()}
+	p := &pageData{Lang: s.lang(r), Page: page, Gateway: s.opts.Config.Gateway.ID, Data: data, loc: s.loc, now: s.now(), cfg: s.opts.Config}
+	p.ClockQ = s.clockQuality()
 	if id := whoOf(r); id != nil {
 		p.Account, p.Role = id.account, id.role
 		if id.sess != nil {
@@ -289,16 +293,20 @@ type eventsView struct {
 	Events []*event.Event
 	Next   string
 	Kinds  []event.Kind
+	// Notes say what an alert row was (the rule) and, for one that ended
+	// by itself unseen, when: its one row in the default view.
+	Notes map[uint64]string
 }
 
 func (s *Server) eventsPage(w http.ResponseWriter, r *http.Request) {
-	q, err := parseEventQuery(r.URL.Query(), time.Local)
+	q, err := parseEventQuery(r.URL.Query(), s.loc)
 	if err != nil {
 		p := s.newPage(r, "events", eventsView{Query: url.Values{}})
 		p.Error = tr(p.Lang, "err.query") + " " + strings.TrimPrefix(err.Error(), errBadQuery.Error()+": ")
 		s.render(w, http.StatusBadRequest, "events", "layout", p)
 		return
 	}
+	q.Quiet = true
 	evs, next, err := s.findEvents(q)
 	if err != nil {
 		s.log.Error("events page", "err", err)
@@ -316,7 +324,34 @@ func (s *Server) eventsPage(w http.ResponseWriter, r *http.Request) {
 		nq.Set("before", strconv.FormatUint(next, 10))
 		v.Next = "/events?" + nq.Encode()
 	}
-	s.render(w, http.StatusOK, "events", "layout", s.newPage(r, "events", v))
+	p := s.newPage(r, "events", &v)
+	v.Notes = s.eventNotes(p, evs)
+	s.render(w, http.StatusOK, "events", "layout", p)
+}
+
+// eventNotes names the rule of each alert row and says when an alert
+// ended by itself before anyone acknowledged it.
+func (s *Server) eventNotes(p *pageData, evs []*event.Event) map[uint64]string {
+	notes := map[uint64]string{}
+	for _, e := range evs {
+		if !strings.HasPrefix(string(e.Kind), "elder.alert.") {
+			continue
+		}
+		m, _ := e.DataMap()
+		note := ""
+		if r := dataString(m, "rule", "type"); r != "" {
+			note = p.Word("atype", r)
+		}
+		if e.Kind == event.ElderAlertRaised {
+			if at, ok := s.tr.endedBySelf(e.Seq); ok {
+				note += " · " + fmt.Sprintf(p.T("ev.selfended"), p.Time(at), p.Dur(at.Sub(e.Time)))
+			}
+		}
+		if note != "" {
+			notes[e.Seq] = strings.TrimPrefix(note, " · ")
+		}
+	}
+	return notes
 }
 
 // filterKinds are offered in the events filter (any kind can be typed).
@@ -604,7 +639,7 @@ func scrub(msg string) string { return urlCreds.ReplaceAllString(msg, "${1}REDAC
 func (s *Server) actionForm(command string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := whoOf(r)
-		args, err := formArgs(command, r, time.Local, s.now())
+		args, err := formArgs(command, r, s.loc, s.now())
 		if err != nil {
 			p := s.newPage(r, "error", nil)
 			p.Error = tr(p.Lang, "err.input") + " " + err.Error()

@@ -104,6 +104,9 @@ type Server struct {
 	cop      *http.CrossOriginProtection
 	handler  http.Handler
 	now      func() time.Time
+	// loc is the compound's zone (rules.utc_offset): every time the pages
+	// show or read, whatever the host's zone.
+	loc *time.Location
 
 	mu       sync.Mutex
 	addr     string
@@ -132,7 +135,7 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		opts: o, cfg: o.Status, log: o.Logger, accounts: acc, now: o.Now,
+		opts: o, cfg: o.Status, log: o.Logger, accounts: acc, now: o.Now, loc: compoundZone(o.Config),
 		sess:     newSessions(o.Status.Session.Idle.Std(), o.Status.Session.Lifetime.Std(), o.Now),
 		lim:      newLimiter(o.Status.Login, o.Now),
 		hosts:    newHostAllow(o.Status.Listen, o.Status.Hosts),

@@ -54,6 +54,9 @@ type Alert struct {
 	// data health, as label/value pairs from the rules engine.
 	Why      []Fact           `json:"why,omitempty"`
 	Evidence []event.Evidence `json:"evidence,omitempty"`
+	// Data is the raising event's data, for the page's sentence (Story)
+	// and its language-aware raw facts.
+	Data map[string]any `json:"-"`
 }
 
 // Fact is one label/value line of an explanation.

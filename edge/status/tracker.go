@@ -33,6 +33,13 @@ type tracker struct {
 	lastQuality event.TimeQuality
 	lastTime    time.Time
 	applied     uint64
+	// quiet holds the seqs of alert.resolved events the default events
+	// view leaves out: an alert that ended by itself (outcome cleared,
+	// actor system) before anyone acknowledged it, or one whose raise
+	// the page never saw. selfEnded maps such an alert's raising seq to
+	// when it ended, for its one row.
+	quiet     map[uint64]bool
+	selfEnded map[uint64]time.Time
 }
 
 type devState struct {
@@ -50,10 +57,14 @@ type hhState struct {
 	until        time.Time
 }
 
-const maxProblems = 50
+const (
+	maxProblems = 50
+	maxQuiet    = 100000
+)
 
 func newTracker(log EventLog, cfg *config.Config, logger *slog.Logger) *tracker {
-	return &tracker{log: log, logger: logger, cfg: cfg, alerts: map[string]*Alert{}, devices: map[string]*devState{}, households: map[string]*hhState{}}
+	return &tracker{log: log, logger: logger, cfg: cfg, alerts: map[string]*Alert{}, devices: map[string]*devState{}, households: map[string]*hhState{},
+		quiet: map[uint64]bool{}, selfEnded: map[uint64]time.Time{}}
 }
 
 // run follows the log until ctx ends.
@@ -195,7 +206,7 @@ func (t *tracker) apply(evs []*event.Event) bool {
 			if e.Place != nil {
 				a.Place = e.Place.String()
 			}
-			a.Why = factsOf(m)
+			a.Why, a.Data = factsOf(m), m
 			t.alerts[id] = a
 			changed = true
 		case event.ElderAlertEscalated:
@@ -209,7 +220,17 @@ func (t *tracker) apply(evs []*event.Event) bool {
 				changed = true
 			}
 		case event.ElderAlertResolved:
-			if a := t.alerts[dataString(m, "alert_id", "alert")]; a != nil {
+			a := t.alerts[dataString(m, "alert_id", "alert")]
+			if dataString(m, "outcome") == "cleared" && dataString(m, "actor", "by") == "system" {
+				switch {
+				case a == nil:
+					t.quiet[e.Seq] = true
+				case a.State == "open" && a.AckBy == "":
+					t.quiet[e.Seq] = true
+					t.selfEnded[a.Seq] = e.Time
+				}
+			}
+			if a != nil {
 				a.State, a.Resolved = "resolved", e.Time
 				a.Outcome, a.Note, a.ResolveReason = dataString(m, "outcome"), dataString(m, "note"), dataString(m, "reason")
 				a.ResolvedBy = dataString(m, "actor", "by")
@@ -235,6 +256,20 @@ func (t *tracker) apply(evs []*event.Event) bool {
 			t.problems = append(t.problems, e)
 			if len(t.problems) > maxProblems {
 				t.problems = append([]*event.Event(nil), t.problems[len(t.problems)-maxProblems:]...)
+			}
+		}
+	}
+	// The quiet sets are bounded like the alerts: the oldest half goes.
+	if len(t.quiet)+len(t.selfEnded) > maxQuiet {
+		cut := t.next - min(t.next, uint64(maxQuiet))
+		for seq := range t.quiet {
+			if seq < cut {
+				delete(t.quiet, seq)
+			}
+		}
+		for seq := range t.selfEnded {
+			if seq < cut {
+				delete(t.selfEnded, seq)
 			}
 		}
 	}
@@ -395,4 +430,19 @@ func (t *tracker) clock() (event.TimeQuality, time.Time, uint64) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.lastQuality, t.lastTime, t.applied
+}
+
+// isQuiet reports whether the default events view leaves seq out.
+func (t *tracker) isQuiet(seq uint64) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.quiet[seq]
+}
+
+// endedBySelf says when the alert raised at seq ended by itself, unseen.
+func (t *tracker) endedBySelf(seq uint64) (time.Time, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	at, ok := t.selfEnded[seq]
+	return at, ok
 }

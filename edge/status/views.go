@@ -283,6 +283,11 @@ type eventQuery struct {
 	From, To time.Time      // inclusive bounds on event time (zero: open)
 	Before   uint64         // paging: only seq < Before (0: newest)
 	Limit    int
+	// All shows every event; without it the page leaves out the resolve
+	// rows of alerts that ended by themselves unseen (tracker.quiet).
+	All bool
+	// Quiet is set by the page (not the API): honour All.
+	Quiet bool
 }
 
 const (
@@ -302,7 +307,7 @@ func parseEventQuery(v url.Values, loc *time.Location) (eventQuery, error) {
 			return q, fmt.Errorf("%w: %s given twice", errBadQuery, k)
 		}
 		switch k {
-		case "kind", "device", "place", "severity", "from", "to", "before", "limit", "lang", "fragment":
+		case "kind", "device", "place", "severity", "from", "to", "before", "limit", "lang", "fragment", "all":
 		default:
 			return q, fmt.Errorf("%w: unknown parameter %q", errBadQuery, k)
 		}
@@ -373,6 +378,13 @@ func parseEventQuery(v url.Values, loc *time.Location) (eventQuery, error) {
 		if q.Before, err = strconv.ParseUint(b, 10, 64); err != nil {
 			return q, fmt.Errorf("%w: before %q", errBadQuery, b)
 		}
+	}
+	switch v.Get("all") {
+	case "", "0":
+	case "1":
+		q.All = true
+	default:
+		return q, fmt.Errorf("%w: all: want 1", errBadQuery)
 	}
 	if l := v.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
@@ -446,7 +458,7 @@ func (s *Server) findEvents(q eventQuery) ([]*event.Event, uint64, error) {
 			if e.Seq >= hi || e.Seq <= lo {
 				continue
 			}
-			if q.match(e) {
+			if q.match(e) && (!q.Quiet || q.All || !s.tr.isQuiet(e.Seq)) {
 				out = append(out, e)
 				if len(out) == q.Limit {
 					return out, e.Seq, nil
