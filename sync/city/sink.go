@@ -1288,7 +1288,11 @@ func (s *Sink) setLastErr(err error) {
 		return
 	}
 	msg := err.Error()
-	for _, b := range s.urls {
+	urls := s.urls
+	if len(urls) == 0 {
+		urls = s.o.URLs() // a sink not built through New (tests)
+	}
+	for _, b := range urls {
 		msg = strings.ReplaceAll(msg, b, config.RedactURL(b))
 	}
 	if pw, perr := s.o.Password.Reveal(); perr == nil && pw != "" {
