@@ -63,6 +63,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"text/template"
 	"time"
@@ -111,15 +112,27 @@ func relTool(t *testing.T, name string) string {
 	return ""
 }
 
+// relFreePort returns a port for a broker or the page, below the
+// kernel's ephemeral range: a Listen(":0") port can become some client's
+// source port before the broker binds it ("Address already in use").
 func relFreePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		p := 32000 - 1 - int(relPortNext.Add(1)%6000) // 26000–31999, apart from sync/city's walk
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port between 26000 and 32000")
+	return 0
 }
+
+var relPortNext atomic.Int64
+
+func init() { relPortNext.Store(int64(os.Getpid() % 6000)) }
 
 // relPoll calls cond every step until it is true or timeout passes.
 func relPoll(timeout, step time.Duration, cond func() bool) bool {

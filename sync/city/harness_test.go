@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -42,15 +44,33 @@ func mosquittoPath(t testing.TB) string {
 	return ""
 }
 
+// freePort returns a port a broker can listen on. Ports are taken below
+// the kernel's ephemeral range (32768 and up on Linux): a port from
+// Listen(":0") is free only until some client's outgoing connection gets
+// it as its source port, and then mosquitto fails with "Address already
+// in use" (seen in CI with many tests connecting at once).
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		p := 20000 + int(portNext.Add(1)%12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port between 20000 and 32000")
+	return 0
 }
+
+// portNext walks the port range from a random start, so that test
+// binaries running at once rarely try the same ports.
+var portNext = func() *atomic.Int64 {
+	var a atomic.Int64
+	a.Store(mrand.Int64N(12000))
+	return &a
+}()
 
 // certs holds a test PKI written to dir.
 type certs struct {
