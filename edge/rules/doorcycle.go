@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -66,7 +67,7 @@ const doorReturn = "return"
 // doorClosed ends a door cycle: a return when it began away (or
 // uncertain, or after an unseen departure), a door use to be settled when
 // it began at home.
-func (e *Engine) doorClosed(el *elder, t time.Time, dev string) {
+func (e *Engine) doorClosed(el *elder, t time.Time) {
 	if e.set.Legacy {
 		return
 	}
@@ -156,9 +157,7 @@ func (sn *sensorState) roll(hi int64) {
 		// A long silence: the counts are all zero.
 		gap := hi - sn.Hour
 		sn.Last = [stuckOnHours]int{}
-		for i := int64(0); i < min(gap, 4*normHours); i++ {
-			sn.Norm -= sn.Norm / normHours
-		}
+		sn.Norm *= math.Pow(1-1.0/normHours, float64(min(gap, 4*normHours)))
 		sn.NormHours += int(gap)
 		sn.Hour = hi
 	}
@@ -276,6 +275,3 @@ func (e *Engine) ruleStuck(el *elder, now time.Time, n *nextT) {
 		}
 	}
 }
-
-// unusable is a sensor whose readings say nothing now: silent, or stuck.
-func (s *sensorState) unusable() bool { return s.Silent || s.Stuck != "" }

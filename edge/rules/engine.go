@@ -398,7 +398,7 @@ func (e *Engine) applySensor(el *elder, ev *event.Event, t time.Time) {
 		wasOpen := s.DoorOpen
 		s.DoorOpen, s.DoorClosedAt = false, t
 		if wasOpen {
-			e.doorClosed(el, t, dev)
+			e.doorClosed(el, t)
 		}
 	case event.MotionDetected:
 		if sn.Role == "peephole" {

@@ -599,7 +599,7 @@ func (e *Engine) allRoleSilent(el *elder, role string) bool {
 	n := 0
 	for _, sn := range el.st.Sensors {
 		if sn.Role == role {
-			if !sn.Silent && (e.set.Legacy || sn.Stuck == "") {
+			if !sn.unusable() {
 				return false
 			}
 			n++

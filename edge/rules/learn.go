@@ -69,8 +69,10 @@ const (
 
 var binLogRatio = math.Log(binRatio)
 
-// Quiet-gap limit: quantile and margin (limit = q × factor + add).
-var (
+// Quiet-gap limit: quantile and margin (limit = q × factor + add). The
+// quantiles are cached per slot and habits version (habits.quietQ), so
+// these are constants.
+const (
 	quietQuantile   = 0.99
 	quietFactor     = 1.6
 	quietAdd        = 30 * time.Minute
@@ -371,21 +373,6 @@ func (e *Engine) learnDoorUse(el *elder, t time.Time, wentOut bool) {
 	h.ver++
 }
 
-// pooled sums a histogram over the hour of s and its neighbours (same
-// day type): a limit should not jump from one hour to the next, and three
-// hours hold three times the samples.
-func pooled(hh *hourHist, s slot) (sum [nBins]float64, w float64) {
-	for _, d := range []int{-1, 0, 1} {
-		hr := (s.hr + d + 24) % 24
-		for b := range nBins {
-			x := hh[s.dt][hr][b]
-			sum[b] += x
-			w += x
-		}
-	}
-	return sum, w
-}
-
 // widened pools the hours around s, widening the window (to four hours
 // either side, then both day types) until it holds minW samples: a new
 // elder's few weeks give a limit from nearby hours rather than none.
@@ -402,7 +389,7 @@ func widened(hh *hourHist, s slot, minW float64) (sum [nBins]float64, w float64)
 	for r := 1; r <= 4; r++ {
 		add(s.dt, s.hr-r)
 		add(s.dt, s.hr+r)
-		if r >= 1 && w >= minW {
+		if w >= minW {
 			return sum, w
 		}
 	}

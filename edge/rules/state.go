@@ -89,6 +89,9 @@ type sensorState struct {
 
 func (s *sensorState) problem() bool { return s.Silent || s.Tamper || s.BatteryLow || s.Stuck != "" }
 
+// unusable is a sensor whose readings say nothing now: silent, or stuck.
+func (s *sensorState) unusable() bool { return s.Silent || s.Stuck != "" }
+
 // Alert is one open alert of an elder.
 type Alert struct {
 	ID       string    `json:"id"`
